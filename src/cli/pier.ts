@@ -1,0 +1,38 @@
+/**
+ * Entry point of `pier`: pier's own command line. Each layer adds its commands here as it lands;
+ * `pier runtime …` is pier-runtime itself.
+ */
+import { runtimeMain, VERSION } from './runtime/main.ts';
+import { writeStdout, writeStderr } from '../common/log.ts';
+
+const USAGE = `pier ${VERSION}: the cloud-native stack, from the chroot jail up
+
+usage: pier <command> …
+
+commands:
+  runtime …     the OCI runtime (same as pier-runtime; see pier runtime --help)
+  version       print versions
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'runtime':
+      return runtimeMain(rest, 'pier runtime');
+    case 'version':
+    case '--version':
+      writeStdout(`pier ${VERSION}\nnode ${process.versions.node}\n`);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      writeStdout(USAGE);
+      return cmd === undefined ? 1 : 0;
+    default:
+      writeStderr(`pier: unknown command ${JSON.stringify(cmd)} (see pier --help)\n`);
+      return 1;
+  }
+}
+
+void main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

@@ -1,0 +1,31 @@
+import { PierError } from '../../common/errors.ts';
+import { writeStdout } from '../../common/log.ts';
+import { bool, str } from '../args.ts';
+import type { Command } from './command.ts';
+
+/** Left-aligned columns separated by at least two spaces, like Go's tabwriter output of runc. */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] + 3))).join('')).join('\n') + '\n';
+}
+
+export const list: Command = {
+  name: 'list',
+  usage: 'list [--format table|json] [--quiet]',
+  flags: [{ name: 'format', short: 'f', value: true }, { name: 'quiet', short: 'q' }],
+  run({ rt }, p) {
+    const format = str(p, 'format') ?? 'table';
+    const states = rt.list();
+    if (bool(p, 'quiet')) {
+      writeStdout(states.map((s) => s.id + '\n').join(''));
+    } else if (format === 'json') {
+      writeStdout(JSON.stringify(states) + '\n');
+    } else if (format === 'table') {
+      writeStdout(table([['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'],
+        ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, s.created ?? '', s.owner ?? ''])]));
+    } else {
+      throw new PierError(`list: invalid format ${JSON.stringify(format)}: use table or json`);
+    }
+    return 0;
+  },
+};

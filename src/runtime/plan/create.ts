@@ -1,0 +1,131 @@
+/** Plan for `create`/`run`: a new container process in new or joined namespaces (runc semantics). */
+import { PierError } from '../../common/errors.ts';
+import type { IdMapping, Spec } from '../spec.ts';
+import { deviceOps } from './devices.ts';
+import { CLONE, JOIN_ORDER, MS, NAMESPACES } from './flags.ts';
+import { containerPath, mountOps, propagationFlag, type CgroupMount } from './mounts.ts';
+import { op, type PlanOp } from './ops.ts';
+import { hookOp, processOps, type CapMasks, type ResolvedRlimit, type SeccompProgram } from './process.ts';
+
+export interface CreatePlanInput {
+  id: string;
+  spec: Spec;
+  bundle: string;
+  rootfs: string;             // absolute
+  cgroupProcs: string[];      // cgroup.procs files the container joins
+  cgroupMounts: CgroupMount[];
+  fifoPath?: string;          // exec.fifo; absent → exec at once after SYNC_READY
+  consoleSocket?: string;     // '-' = the helper relays its own stdio (wait mode only)
+  noPivot: boolean;
+  noNewKeyring: boolean;
+  preserveFds: number;
+  seccomp?: SeccompProgram;
+  capMasks: CapMasks;
+  rlimits: ResolvedRlimit[];
+  mode: 'detach' | 'wait';
+}
+
+export const mapText = (maps: IdMapping[]): string => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+
+/** SETNS ops for joined namespaces, in JOIN_ORDER. */
+export function setnsOps(joined: { type: string; path: string }[]): PlanOp[] {
+  const withKernel = joined.map((n) => {
+    const ns = NAMESPACES[n.type];
+    if (!ns) throw new PierError(`namespace type ${JSON.stringify(n.type)} is not known`);
+    return { kernel: ns.kernel, path: n.path };
+  });
+  withKernel.sort((a, b) => JOIN_ORDER.indexOf(a.kernel) - JOIN_ORDER.indexOf(b.kernel));
+  return withKernel.map((n) => op('SETNS', n.kernel, n.path));
+}
+
+/** The host uid/gid that container root maps to (0/0 without a new user namespace). */
+function hostRootIds(spec: Spec): { uid: number; gid: number } {
+  const newUser = (spec.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path);
+  if (!newUser) return { uid: 0, gid: 0 };
+  const find = (maps: { containerID: number; hostID: number; size: number }[] | undefined) =>
+    (maps ?? []).find((m) => m.containerID <= 0 && 0 < m.containerID + m.size)?.hostID ?? 0;
+  return { uid: find(spec.linux?.uidMappings), gid: find(spec.linux?.gidMappings) };
+}
+
+export function buildCreatePlan(input: CreatePlanInput): PlanOp[] {
+  const { spec } = input;
+  const proc = spec.process;
+  if (!proc) throw new PierError('config.json has no process');
+  if (!input.rootfs.startsWith('/')) throw new PierError(`rootfs must be absolute: ${input.rootfs}`);
+  if (input.consoleSocket === '-' && input.mode !== 'wait') throw new PierError('a terminal without --console-socket needs run (wait mode)');
+  if (proc.terminal && !input.consoleSocket) throw new PierError('process.terminal is true but no console socket was given');
+
+  const nss = spec.linux?.namespaces ?? [];
+  const has = (t: string): boolean => nss.some((n) => n.type === t);
+  const isNew = (t: string): boolean => nss.some((n) => n.type === t && !n.path);
+  if (!has('mount')) throw new PierError('a mount namespace is required');
+  if (isNew('time')) throw new PierError('creating a time namespace is not supported by pier (join one by path instead)');
+  const userns = has('user');
+  const newUser = isNew('user');
+  if ((spec.hostname || spec.domainname) && !has('uts')) {
+    throw new PierError('hostname and domainname need a uts namespace');
+  }
+
+  // ---- parent: things that need host paths or the child's pid
+  const ops: PlanOp[] = [];
+  if (input.consoleSocket && proc.terminal) ops.push(op('CONSOLE_CONNECT', input.consoleSocket));
+  // The parent (still host root, before any setns) makes the fifo: a child in a user namespace could not.
+  if (input.fifoPath) {
+    const root = hostRootIds(spec);
+    ops.push(op('FIFO_OPEN', input.fifoPath, root.uid, root.gid));
+  }
+  for (const p of input.cgroupProcs) ops.push(op('CGROUP_PROCS', p));
+  ops.push(...setnsOps(nss.filter((n) => n.path).map((n) => ({ type: n.type, path: n.path as string }))));
+  if (newUser) {
+    const um = spec.linux?.uidMappings ?? [], gm = spec.linux?.gidMappings ?? [];
+    if (!um.length || !gm.length) throw new PierError('a new user namespace needs linux.uidMappings and linux.gidMappings');
+    ops.push(op('UID_MAP', mapText(um)), op('GID_MAP', mapText(gm)));
+  }
+  let flags = 0;
+  // the cgroup namespace is unshared by the child once it is in its cgroup, so its root is that cgroup
+  for (const n of nss) if (!n.path && n.type !== 'cgroup') flags |= NAMESPACES[n.type]?.flag ?? 0;
+  ops.push(op('CLONE', flags >>> 0, input.mode));
+
+  // ---- child
+  if (isNew('cgroup')) ops.push(op('UNSHARE', CLONE.NEWCGROUP));
+  if (spec.hostname) ops.push(op('SETHOSTNAME', spec.hostname));
+  if (spec.domainname) ops.push(op('SETDOMAINNAME', spec.domainname));
+  // still the host's /proc here, but /proc/self and /proc/sys act on our own (new) namespaces
+  if (proc.oomScoreAdj !== undefined) ops.push(op('WRITE', '/proc/self/oom_score_adj', String(proc.oomScoreAdj)));
+  for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) {
+    if (k.includes('/') || k.includes('..')) throw new PierError(`sysctl ${k}: bad name`);
+    ops.push(op('WRITE', `/proc/sys/${k.replaceAll('.', '/')}`, v));
+  }
+  if (!input.noNewKeyring) ops.push(op('KEYRING', `_ses.${input.id}`));
+
+  const prop = propagationFlag(spec.linux?.rootfsPropagation);
+  const preProp = prop !== undefined && !(prop & MS.SHARED) ? prop : MS.SLAVE | MS.REC;
+  ops.push(
+    // our mount events must not reach the host; pivot_root also refuses a shared parent
+    op('MOUNT', '', '/', '', preProp | MS.REC, '', ''),
+    op('MOUNT', input.rootfs, input.rootfs, '', MS.BIND | MS.REC, '', ''),
+  );
+  ops.push(op('SETROOT', input.rootfs));
+  const ctx = { bundle: input.bundle, userns, netns: isNew('network'), cgroupns: has('cgroup'), cgroupMounts: input.cgroupMounts };
+  for (const m of spec.mounts ?? []) ops.push(...mountOps(m, ctx));
+  ops.push(...deviceOps(spec, userns));
+  ops.push(op('MKDIR', containerPath(proc.cwd), '755'));
+  for (const p of spec.linux?.maskedPaths ?? []) ops.push(op('MASK', containerPath(p)));
+  for (const p of spec.linux?.readonlyPaths ?? []) ops.push(op('READONLY', containerPath(p)));
+  // Node runs prestart/createRuntime hooks after `pid`, then sends `state` + `go`
+  ops.push(op('SYNC_WAIT'));
+  for (const h of spec.hooks?.createContainer ?? []) ops.push(hookOp(h));
+  ops.push(input.noPivot ? op('CHROOT', input.rootfs) : op('PIVOT_ROOT', input.rootfs));
+  if (prop !== undefined && prop & MS.SHARED) ops.push(op('MOUNT', '', '/', '', prop | MS.REC, '', ''));
+  if (spec.root?.readonly) ops.push(op('MOUNT', '', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', ''));
+  ops.push(op('SETSID'));
+  if (proc.terminal) {
+    ops.push(op('CONSOLE_SETUP', '/dev/ptmx', proc.consoleSize?.height ?? 0, proc.consoleSize?.width ?? 0, '/dev/console'));
+  }
+  const beforeExec: PlanOp[] = [];
+  if (input.fifoPath) beforeExec.push(op('FIFO_WAIT'));
+  for (const h of spec.hooks?.startContainer ?? []) beforeExec.push(hookOp(h));
+  ops.push(...processOps({ process: proc, seccomp: input.seccomp, capMasks: input.capMasks, rlimits: input.rlimits,
+    preserveFds: input.preserveFds, beforeExec }));
+  return ops;
+}
