@@ -149,16 +149,17 @@ test('conditions in one rule are ANDed; rules for the same syscall are ORed', ()
   }
 });
 
-test('argument rules come before an unconditional rule for the same syscall, which replaces the default', () => {
+test('argument rules of a syscall are tried in order; the default action applies when none matches', () => {
   const p: Seccomp = {
     defaultAction: 'SCMP_ACT_KILL_PROCESS',
     syscalls: [
-      { names: ['socket'], action: 'SCMP_ACT_ALLOW' },
       { names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97, args: [{ index: 0, value: 40, op: 'SCMP_CMP_EQ' }] },
+      { names: ['socket'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 2, op: 'SCMP_CMP_EQ' }] },
     ],
   };
   assert.equal(outcome(p, NR.socket, [2n]), ALLOW);
   assert.equal(outcome(p, NR.socket, [40n]), errno(97));
+  assert.equal(outcome(p, NR.socket, [10n]), KILL_PROCESS);
   assert.equal(outcome(p, NR.bind, [40n]), KILL_PROCESS);
 });
 
@@ -250,12 +251,19 @@ test('bad profiles are refused with the field named', () => {
   throwsPier(() => compileSeccomp(base({ flags: ['SECCOMP_FILTER_FLAG_NEW_LISTENER'] })), /flags: unknown flag "SECCOMP_FILTER_FLAG_NEW_LISTENER"/);
   throwsPier(() => compileSeccomp(base({ architectures: ['SCMP_ARCH_AARCH64'] })), /architectures\[0\]: architecture "SCMP_ARCH_AARCH64" is not supported/);
   throwsPier(() => compileSeccomp(base({ architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_Z80'] })), /architectures\[1\]: unknown architecture "SCMP_ARCH_Z80"/);
-  throwsPier(
-    () => compileSeccomp(base({ syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO' }, { names: ['read'], action: 'SCMP_ACT_KILL' }] })),
-    /syscall "read" is given both SCMP_ACT_ERRNO\(1\) and SCMP_ACT_KILL_THREAD/,
-  );
-  // The same unconditional action twice is fine.
-  compileSeccomp(base({ syscalls: [{ names: ['read'], action: 'SCMP_ACT_ERRNO' }, { names: ['read'], action: 'SCMP_ACT_ERRNO' }] }));
+});
+
+test('repeated rules for one syscall follow libseccomp: the first unconditional one wins and supersedes argument rules', () => {
+  const p = (syscalls: Seccomp['syscalls']): Seccomp => ({ defaultAction: 'SCMP_ACT_ALLOW', syscalls });
+  // podman's generated profile lists setns as ALLOW and later as ERRNO(1): ALLOW applies.
+  assert.equal(outcome(p([{ names: ['setns'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }, { names: ['setns'], action: 'SCMP_ACT_KILL' }]), NR.setns), errno(1));
+  assert.equal(outcome(p([{ names: ['read'], action: 'SCMP_ACT_KILL' }, { names: ['read'], action: 'SCMP_ACT_ERRNO', errnoRet: 2 }]), NR.read), KILL_THREAD);
+  const cond = { names: ['personality'], action: 'SCMP_ACT_ERRNO', errnoRet: 5, args: [{ index: 0, value: 8, op: 'SCMP_CMP_EQ' }] };
+  const uncond = { names: ['personality'], action: 'SCMP_ACT_ERRNO', errnoRet: 9 };
+  for (const order of [[cond, uncond], [uncond, cond]]) {
+    assert.equal(outcome(p(order), NR.personality, [8n]), errno(9));
+    assert.equal(outcome(p(order), NR.personality, [0n]), errno(9));
+  }
 });
 
 test('a rule for every x86_64 syscall, each with its own errno, dispatches exactly', () => {

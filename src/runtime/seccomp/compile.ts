@@ -139,14 +139,15 @@ function planSection(entries: ParsedEntry[], arch: ArchSection, defaultAction: n
       if (nr === undefined) continue; // like libseccomp: a syscall this arch lacks cannot be called
       let p = plans.get(nr);
       if (!p) { p = { name, rules: [], fallback: undefined }; plans.set(nr, p); }
+      // libseccomp's rule for repeats, which profiles rely on (podman's lists setns both as ALLOW
+      // and as ERRNO): the first unconditional rule for a syscall wins, and it supersedes any
+      // argument rules, before or after it.
+      if (p.fallback !== undefined) continue;
       if (e.conds.length > 0) {
         p.rules.push({ conds: e.conds, action: e.action });
-      } else if (p.fallback === undefined) {
+      } else {
         p.fallback = e.action;
-      } else if (p.fallback !== e.action) {
-        throw new PierError(
-          `linux.seccomp.syscalls: syscall "${name}" is given both ${describeAction(p.fallback)} and ${describeAction(e.action)} without argument conditions`,
-        );
+        p.rules = [];
       }
     }
   }
