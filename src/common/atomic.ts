@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 /**
@@ -24,5 +24,25 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: {
   } catch (err) {
     try { unlinkSync(tmp); } catch { /* already gone */ }
     throw err;
+  }
+}
+
+/**
+ * mkdir -p that terminates: Node's recursive mkdirSync loops forever when a parent exists but the
+ * child cannot be made with ENOENT (e.g. under /proc), so each level is tried once.
+ */
+export function mkdirp(path: string, mode = 0o755): void {
+  try {
+    mkdirSync(path, { mode });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(path) === path) throw err;
+    mkdirp(dirname(path), mode);
+    try {
+      mkdirSync(path, { mode });
+    } catch (err2) {
+      if ((err2 as { code?: string }).code !== 'EEXIST') throw err2;
+    }
   }
 }

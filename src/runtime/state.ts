@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, PierError } from '../common/errors.ts';
-import { writeFileAtomic } from '../common/atomic.ts';
+import { mkdirp, writeFileAtomic } from '../common/atomic.ts';
 import type { Spec, State } from './spec.ts';
 import { isProcessAlive } from './proc.ts';
 import { cgroupFromRecord, type CgroupRecord } from './cgroups/index.ts';
@@ -50,7 +50,7 @@ export class ContainerStore {
   /** Make the container's directory; fails if the id is taken or the root is unusable. */
   reserve(id: string): string {
     try {
-      mkdirSync(this.root, { recursive: true, mode: 0o700 });
+      mkdirp(this.root, 0o700);
     } catch (err) {
       throw new PierError(`cannot create runtime root ${this.root}: ${(err as Error).message}`);
     }

@@ -87,6 +87,16 @@ test('a seccomp rule blocks a syscall with its errno', () => {
   assert.match(r.out, /other-syscalls-fine/);
 });
 
+test('without no_new_privs the filter is loaded early and the runtime\'s own later syscalls still work', () => {
+  const r = run('echo started; mkdir /dev/blocked 2>&1', (s) => {
+    s.process!.noNewPrivileges = false;
+    // close_range is what the runtime would use to mark fds close-on-exec after the filter is in place.
+    s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['close_range', 'mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+  });
+  assert.equal(r.err, '');
+  assert.match(r.out, /started\n.*Operation not permitted/);
+});
+
 test('a memory limit kills an allocating process, and the OOM kill is reported', () => {
   const b = bundle('sleep 600', (s) => { s.linux!.resources = { ...s.linux!.resources, memory: { limit: 32 << 20, swap: 32 << 20 } }; });
   const id = `iso-oom-${++n}`;

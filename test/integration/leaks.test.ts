@@ -21,7 +21,8 @@ function processesWithArgs(marker: string): number[] {
 test(`${CYCLES} create/start/kill/delete cycles leave nothing behind`, { timeout: 900_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'pier-leak-root-'));
   const marker = `leakmarker${process.pid}`;
-  const bundle = makeBundle(baseSpec(['sh', '-c', `exec sleep 1000 ${marker} 2>/dev/null || sleep 1000`]));
+  // sh stays the init (a command follows sleep), so its cmdline carries the marker.
+  const bundle = makeBundle(baseSpec(['sh', '-c', `sleep 1000; : ${marker}`]));
   const mountsBefore = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length;
   for (let i = 0; i < CYCLES; i++) {
     const id = `leak-${process.pid}-${i}`;

@@ -37,8 +37,8 @@ describe('buildCreatePlan', () => {
   it('orders rootfs setup, sync, pivot and the process ops like runc', () => {
     const ops = buildCreatePlan(input(baseSpec()));
     const seq = ['SETHOSTNAME', 'KEYRING', 'MOUNT', 'SETROOT', 'MKNOD', 'MASK', 'READONLY', 'SYNC_WAIT',
-      'PIVOT_ROOT', 'SETSID', 'RLIMIT', 'CAPS_BOUNDING', 'SETUSER', 'CAPS', 'UMASK', 'CHDIR', 'ENV', 'NO_NEW_PRIVS',
-      'CLOSE_FDS', 'RESOLVE_EXEC', 'SYNC_READY', 'FIFO_WAIT', 'EXEC'];
+      'PIVOT_ROOT', 'SETSID', 'CLOSE_FDS', 'RLIMIT', 'CAPS_BOUNDING', 'SETUSER', 'CAPS', 'UMASK', 'CHDIR', 'ENV', 'NO_NEW_PRIVS',
+      'RESOLVE_EXEC', 'SYNC_READY', 'FIFO_WAIT', 'EXEC'];
     let at = 0;
     for (const n of seq) at = idx(ops, n, at);
     assert.equal(ops.at(-1)!.op, 'EXEC');

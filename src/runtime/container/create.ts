@@ -145,6 +145,11 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
     if (opts.pidFile) writeFileAtomic(resolve(opts.pidFile), String(pid));
     return { record, helper };
   } catch (err) {
+    // An init that vanished without a word was most likely killed by the kernel: say so if it was the OOM killer.
+    if (pid > 0 && cgroup && err instanceof PierError && /closed its control socket/.test(err.message)) {
+      const kills = (() => { try { return cgroup.stats().memory?.oomKills ?? 0; } catch { return 0; } })();
+      if (kills > 0) err = new PierError(`the container init was killed by the OOM killer during create: linux.resources.memory.limit ${spec.linux?.resources?.memory?.limit} is too low`);
+    }
     if (pid > 0) signalProcess(pid, 9);
     if (helper) {
       helper.kill();

@@ -32,7 +32,9 @@ export function processOps(input: ProcessInput): PlanOp[] {
   if (!p.cwd || !p.cwd.startsWith('/')) throw new PierError(`process.cwd must be an absolute path, got ${JSON.stringify(p.cwd)}`);
   const nnp = p.noNewPrivileges === true;
   const c = input.capMasks;
-  const ops: PlanOp[] = input.rlimits.map((r) => op('RLIMIT', r.resource, rlim(r.soft), rlim(r.hard)));
+  // fds are marked close-on-exec first: a filter loaded below may not allow the syscalls it takes.
+  const ops: PlanOp[] = [op('CLOSE_FDS', 3 + input.preserveFds)];
+  ops.push(...input.rlimits.map((r) => op('RLIMIT', r.resource, rlim(r.soft), rlim(r.hard))));
   // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it goes before the caps drop.
   if (input.seccomp && !nnp) ops.push(op('SECCOMP', input.seccomp.flags, input.seccomp.program));
   ops.push(
@@ -45,7 +47,6 @@ export function processOps(input: ProcessInput): PlanOp[] {
   );
   if (nnp) ops.push(op('NO_NEW_PRIVS'));
   ops.push(
-    op('CLOSE_FDS', 3 + input.preserveFds),
     op('RESOLVE_EXEC', args[0]),
     op('SYNC_READY'),
     ...(input.beforeExec ?? []),
