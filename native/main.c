@@ -20,6 +20,7 @@
 int ctlfd = -1;
 int infd = -1;
 static int exec_fifo = -1; /* O_PATH fd of exec.fifo, opened by FIFO_OPEN */
+static int self_fds = -1;  /* /proc/self/fd of the child, opened while the host's /proc is still in view */
 
 int write_all(int fd, const void *buf, size_t n) {
   const char *p = buf;
@@ -297,6 +298,8 @@ static _Noreturn void child_main(struct op *ops, size_t i, size_t nops, int sync
     if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) die("prctl dumpable");
   }
   umask(0); /* modes in the plan are exact; the container's umask comes from UMASK */
+  /* FIFO_WAIT reopens the fifo through this, so it works even if the container mounts no /proc */
+  self_fds = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
   for (; i < nops; i++) {
     struct op *o = &ops[i];
     struct arg *a = o->a;
@@ -309,7 +312,7 @@ static _Noreturn void child_main(struct op *ops, size_t i, size_t nops, int sync
     case OP_SYMLINK: need(o, 2); mnt_symlink(a[0].s, a[1].s); break;
     case OP_WRITE: need(o, 2); mnt_write(a[0].s, a[1].s, a[1].len); break;
     case OP_PIVOT_ROOT: need(o, 1); mnt_pivot(a[0].s); break;
-    case OP_CHROOT: need(o, 1); mnt_chroot(a[0].s); break;
+    case OP_CHROOT: need(o, 1); mnt_chroot(a[0].s, o->argc > 1 && !strcmp(a[1].s, "jail")); break;
     case OP_SETHOSTNAME: need(o, 1); if (sethostname(a[0].s, a[0].len) < 0) die("sethostname %s", a[0].s); break;
     case OP_SETDOMAINNAME: need(o, 1); if (setdomainname(a[0].s, a[0].len) < 0) die("setdomainname %s", a[0].s); break;
     case OP_KEYRING: need(o, 1); proc_keyring(a[0].s); break;
@@ -320,9 +323,10 @@ static _Noreturn void child_main(struct op *ops, size_t i, size_t nops, int sync
       int fifo = exec_fifo;
       if (fifo < 0) fail("plan: FIFO_WAIT without FIFO_OPEN");
       char p[64];
-      snprintf(p, sizeof p, "/proc/self/fd/%d", fifo);
+      snprintf(p, sizeof p, "%d", fifo);
+      if (self_fds < 0) die("open /proc/self/fd");
       int w;
-      do w = open(p, O_WRONLY | O_CLOEXEC); while (w < 0 && errno == EINTR);
+      do w = openat(self_fds, p, O_WRONLY | O_CLOEXEC); while (w < 0 && errno == EINTR);
       if (w < 0) die("open exec fifo for writing");
       if (write(w, "0", 1) != 1) die("write exec fifo");
       close(w);

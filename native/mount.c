@@ -209,9 +209,10 @@ void mnt_pivot(const char *path) {
   rootfd = -1;
 }
 
-void mnt_chroot(const char *path) {
+void mnt_chroot(const char *path, int jail_only) {
   if (chdir(path) < 0) die("chdir %s", path);
-  if (mount(path, "/", NULL, MS_MOVE, NULL) < 0) die("move %s to /", path);
+  /* jail_only: no mount namespace of our own, so moving a mount would move the host's */
+  if (!jail_only && mount(path, "/", NULL, MS_MOVE, NULL) < 0) die("move %s to /", path);
   if (chroot(".") < 0) die("chroot %s", path);
   if (chdir("/") < 0) die("chdir /");
   if (rootfd >= 0) close(rootfd);

@@ -43,7 +43,7 @@ void mnt_write(const char *path, const char *data, size_t len);
 void mnt_mask(const char *path);
 void mnt_readonly(const char *path);
 void mnt_pivot(const char *path);
-void mnt_chroot(const char *path);
+void mnt_chroot(const char *path, int jail_only);
 void mnt_bind_file(const char *src, const char *dst);
 
 /* process.c */

@@ -114,10 +114,20 @@ describe('buildCreatePlan', () => {
     assert.deepEqual(ops[idx(ops, 'CLOSE_FDS')].args, [5]);
   });
 
+  it('without a mount namespace mounts nothing and jails with chroot alone', () => {
+    const noMnt = baseSpec();
+    noMnt.linux!.namespaces = noMnt.linux!.namespaces!.filter((n) => n.type !== 'mount');
+    noMnt.root!.readonly = false;
+    const ops = buildCreatePlan(input(noMnt));
+    assert.deepEqual(ops.filter((o) => ['MOUNT', 'MASK', 'READONLY', 'MKNOD', 'PIVOT_ROOT'].includes(o.op)), []);
+    assert.deepEqual(ops[idx(ops, 'CHROOT')].args, ['/b/rootfs', 'jail']);
+    assert.ok(idx(ops, 'SYNC_WAIT') < idx(ops, 'CHROOT'));
+  });
+
   it('rejects what it cannot do safely', () => {
     const noMnt = baseSpec();
     noMnt.linux!.namespaces = noMnt.linux!.namespaces!.filter((n) => n.type !== 'mount');
-    assert.throws(() => buildCreatePlan(input(noMnt)), /mount namespace is required/);
+    assert.throws(() => buildCreatePlan(input(noMnt)), /root.readonly needs a mount namespace/);
     const time = baseSpec();
     time.linux!.namespaces!.push({ type: 'time' });
     assert.throws(() => buildCreatePlan(input(time)), /time namespace/);

@@ -97,6 +97,10 @@ export async function create(ctx: RuntimeContext, opts: CreateOptions): Promise<
   const preserveFds = opts.preserveFds ?? 0;
   if (!Number.isInteger(preserveFds) || preserveFds < 0) throw new PierError(`--preserve-fds must be a non-negative integer`);
 
+  if (!(spec.linux?.namespaces ?? []).some((n) => n.type === 'mount')) {
+    const skipped = (spec.mounts?.length ?? 0) + (spec.linux?.devices?.length ?? 0) + (spec.linux?.maskedPaths?.length ?? 0) + (spec.linux?.readonlyPaths?.length ?? 0);
+    if (skipped) ctx.log.warn(`no mount namespace: the container shares the host's mount table, so ${skipped} mounts, devices and masked/read-only paths are not set up`);
+  }
   ctx.store.reserve(id);
   let cgroup: Cgroup | undefined;
   let helper: Helper | undefined;

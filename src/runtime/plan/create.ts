@@ -58,7 +58,11 @@ export function buildCreatePlan(input: CreatePlanInput): PlanOp[] {
   const nss = spec.linux?.namespaces ?? [];
   const has = (t: string): boolean => nss.some((n) => n.type === t);
   const isNew = (t: string): boolean => nss.some((n) => n.type === t && !n.path);
-  if (!has('mount')) throw new PierError('a mount namespace is required');
+  // Without a mount namespace the container shares the host's mount table: pier then mounts nothing
+  // (mounting would change the host's) and jails the process with chroot alone.
+  // (create.ts warns about the mounts, devices and masked paths this skips).
+  const ownMounts = has('mount');
+  if (!ownMounts && spec.root?.readonly) throw new PierError('root.readonly needs a mount namespace in linux.namespaces');
   if (isNew('time')) throw new PierError('creating a time namespace is not supported by pier (join one by path instead)');
   const userns = has('user');
   const newUser = isNew('user');
@@ -98,26 +102,13 @@ export function buildCreatePlan(input: CreatePlanInput): PlanOp[] {
   }
   if (!input.noNewKeyring) ops.push(op('KEYRING', `_ses.${input.id}`));
 
-  const prop = propagationFlag(spec.linux?.rootfsPropagation);
-  const preProp = prop !== undefined && !(prop & MS.SHARED) ? prop : MS.SLAVE | MS.REC;
-  ops.push(
-    // our mount events must not reach the host; pivot_root also refuses a shared parent
-    op('MOUNT', '', '/', '', preProp | MS.REC, '', ''),
-    op('MOUNT', input.rootfs, input.rootfs, '', MS.BIND | MS.REC, '', ''),
-  );
-  ops.push(op('SETROOT', input.rootfs));
-  const ctx = { bundle: input.bundle, userns, netns: isNew('network'), cgroupns: has('cgroup'), cgroupMounts: input.cgroupMounts };
-  for (const m of spec.mounts ?? []) ops.push(...mountOps(m, ctx));
-  ops.push(...deviceOps(spec, userns));
-  ops.push(op('MKDIR', containerPath(proc.cwd), '755'));
-  for (const p of spec.linux?.maskedPaths ?? []) ops.push(op('MASK', containerPath(p)));
-  for (const p of spec.linux?.readonlyPaths ?? []) ops.push(op('READONLY', containerPath(p)));
-  // Node runs prestart/createRuntime hooks after `pid`, then sends `state` + `go`
-  ops.push(op('SYNC_WAIT'));
-  for (const h of spec.hooks?.createContainer ?? []) ops.push(hookOp(h));
-  ops.push(input.noPivot ? op('CHROOT', input.rootfs) : op('PIVOT_ROOT', input.rootfs));
-  if (prop !== undefined && prop & MS.SHARED) ops.push(op('MOUNT', '', '/', '', prop | MS.REC, '', ''));
-  if (spec.root?.readonly) ops.push(op('MOUNT', '', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', ''));
+  if (ownMounts) {
+    ops.push(...rootfsOps(input, { userns, netns: isNew('network'), cgroupns: has('cgroup') }));
+  } else {
+    ops.push(op('SYNC_WAIT'));
+    for (const h of spec.hooks?.createContainer ?? []) ops.push(hookOp(h));
+    ops.push(op('CHROOT', input.rootfs, 'jail'));
+  }
   ops.push(op('SETSID'));
   if (proc.terminal) {
     ops.push(op('CONSOLE_SETUP', '/dev/ptmx', proc.consoleSize?.height ?? 0, proc.consoleSize?.width ?? 0, '/dev/console'));
@@ -127,5 +118,36 @@ export function buildCreatePlan(input: CreatePlanInput): PlanOp[] {
   for (const h of spec.hooks?.startContainer ?? []) beforeExec.push(hookOp(h));
   ops.push(...processOps({ process: proc, seccomp: input.seccomp, capMasks: input.capMasks, rlimits: input.rlimits,
     preserveFds: input.preserveFds, beforeExec }));
+  return ops;
+}
+
+/**
+ * The container's own mount table: `/` made rslave (or rootfsPropagation), the rootfs bound onto
+ * itself, the spec's mounts, devices, masked and read-only paths, then createContainer hooks and the
+ * switch of root.
+ */
+function rootfsOps(input: CreatePlanInput, ns: { userns: boolean; netns: boolean; cgroupns: boolean }): PlanOp[] {
+  const { spec } = input;
+  const proc = spec.process!;
+  const prop = propagationFlag(spec.linux?.rootfsPropagation);
+  const preProp = prop !== undefined && !(prop & MS.SHARED) ? prop : MS.SLAVE | MS.REC;
+  const ops: PlanOp[] = [
+    // our mount events must not reach the host; pivot_root also refuses a shared parent
+    op('MOUNT', '', '/', '', preProp | MS.REC, '', ''),
+    op('MOUNT', input.rootfs, input.rootfs, '', MS.BIND | MS.REC, '', ''),
+    op('SETROOT', input.rootfs),
+  ];
+  const ctx = { bundle: input.bundle, ...ns, cgroupMounts: input.cgroupMounts };
+  for (const m of spec.mounts ?? []) ops.push(...mountOps(m, ctx));
+  ops.push(...deviceOps(spec, ns.userns));
+  ops.push(op('MKDIR', containerPath(proc.cwd), '755'));
+  for (const p of spec.linux?.maskedPaths ?? []) ops.push(op('MASK', containerPath(p)));
+  for (const p of spec.linux?.readonlyPaths ?? []) ops.push(op('READONLY', containerPath(p)));
+  // Node runs prestart/createRuntime hooks after `pid`, then sends `state` + `go`
+  ops.push(op('SYNC_WAIT'));
+  for (const h of spec.hooks?.createContainer ?? []) ops.push(hookOp(h));
+  ops.push(input.noPivot ? op('CHROOT', input.rootfs) : op('PIVOT_ROOT', input.rootfs));
+  if (prop !== undefined && prop & MS.SHARED) ops.push(op('MOUNT', '', '/', '', prop | MS.REC, '', ''));
+  if (spec.root?.readonly) ops.push(op('MOUNT', '', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', ''));
   return ops;
 }
