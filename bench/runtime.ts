@@ -7,7 +7,7 @@
  * Usage: node bench/runtime.ts [N]    (root; runc from Debian; pier built by scripts/setup)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { baseSpec, busyboxRootfs } from '../test/helpers/rootfs.ts';
@@ -25,9 +25,13 @@ spec.root = { path: busyboxRootfs(), readonly: true };
 writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
 const root = mkdtempSync(join(tmpdir(), 'pier-bench-root-'));
 
+// stderr goes to a file: a created container's init inherits it, and a pipe would keep spawnSync
+// waiting until the container exits.
+const errFile = join(root, 'stderr');
+const errFd = openSync(errFile, 'w+');
 function sh(bin: string, args: string[]): void {
-  const r = spawnSync(bin, ['--root', join(root, bin === RUNC ? 'runc' : 'pier'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed: ${r.stderr}`);
+  const r = spawnSync(bin, ['--root', join(root, bin === RUNC ? 'runc' : 'pier'), ...args], { stdio: ['ignore', 'ignore', errFd], timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed (${r.status ?? r.signal}): ${readFileSync(errFile, 'utf8').trim().split('\n').pop()}`);
 }
 
 function median(xs: number[]): number {

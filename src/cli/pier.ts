@@ -3,6 +3,7 @@
  * `pier runtime …` is pier-runtime itself.
  */
 import { runtimeMain, VERSION } from './runtime/main.ts';
+import { imageMain } from './image/main.ts';
 import { writeStdout, writeStderr } from '../common/log.ts';
 
 const USAGE = `pier ${VERSION}: the cloud-native stack, from the chroot jail up
@@ -11,6 +12,7 @@ usage: pier <command> …
 
 commands:
   runtime …     the OCI runtime (same as pier-runtime; see pier runtime --help)
+  image …       images: ls, inspect, rm, tag, import, export, history, bootstrap, prune (see pier image --help)
   version       print versions
 `;
 
@@ -19,6 +21,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'runtime':
       return runtimeMain(rest, 'pier runtime');
+    case 'image':
+      return imageMain(rest);
     case 'version':
     case '--version':
       writeStdout(`pier ${VERSION}\nnode ${process.versions.node}\n`);

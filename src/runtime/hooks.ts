@@ -3,8 +3,8 @@
  * gets the container state on stdin, its args/env from the spec, and is killed at its timeout.
  * createContainer and startContainer run inside the container and are executed by the helper.
  */
-import { spawn } from 'node:child_process';
 import { PierError } from '../common/errors.ts';
+import { childProcess } from '../common/lazy.ts';
 import type { Hook, State } from './spec.ts';
 
 export type HostHookPhase = 'prestart' | 'createRuntime' | 'poststart' | 'poststop';
@@ -15,7 +15,7 @@ export async function runHook(phase: string, index: number, hook: Hook, state: S
   await new Promise<void>((resolve, reject) => {
     let child;
     try {
-      child = spawn(hook.path, args.slice(1), {
+      child = childProcess().spawn(hook.path, args.slice(1), {
         argv0: args[0],
         env: Object.fromEntries((hook.env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
         stdio: ['pipe', 'ignore', 'pipe'],

@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { PierError } from '../../common/errors.ts';
+import { childProcess } from '../../common/lazy.ts';
 import { writeStdout } from '../../common/log.ts';
 import { str } from '../args.ts';
 import { idArg, type Command } from './command.ts';
@@ -17,7 +17,7 @@ export const ps: Command = {
     }
     if (format !== 'table') throw new PierError(`ps: invalid format ${JSON.stringify(format)}: use table or json`);
     const psArgs = p.rest.length > 1 ? p.rest.slice(1) : ['-ef'];
-    const out = execFileSync('ps', psArgs, { encoding: 'utf8' }).split('\n');
+    const out = childProcess().execFileSync('ps', psArgs, { encoding: 'utf8' }).split('\n');
     const header = out[0];
     const col = header.trim().split(/\s+/).indexOf('PID');
     if (col < 0) throw new PierError('ps: the ps output has no PID column');

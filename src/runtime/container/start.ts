@@ -24,16 +24,22 @@ export async function start(ctx: RuntimeContext, id: string): Promise<void> {
   }
   try {
     const buf = Buffer.alloc(1);
-    let delay = 0;
-    for (;;) {
-      let n = 0;
+    const readByte = (): boolean => {
       try {
-        n = readSync(fd, buf, 0, 1, null);
+        return readSync(fd, buf, 0, 1, null) === 1;
       } catch (err) {
         if ((err as { code?: string }).code !== 'EAGAIN') throw err;
+        return false;
       }
-      if (n === 1) break;
-      if (!isProcessAlive(rec.pid, rec.startTime)) throw new PierError(`container ${id} init process exited before start`);
+    };
+    let delay = 0;
+    while (!readByte()) {
+      // The init may have written its byte, exec'd and exited between two reads: the byte stays in
+      // the fifo while we hold it open, so read once more before calling it dead.
+      if (!isProcessAlive(rec.pid, rec.startTime)) {
+        if (readByte()) break;
+        throw new PierError(`container ${id} init process exited before start`);
+      }
       if (!existsSync(fifo)) throw new PierError(`container ${id} was started by another caller`);
       await sleep(delay);
       delay = Math.min(delay + 1, 10);

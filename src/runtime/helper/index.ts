@@ -3,7 +3,8 @@
  * send the plan, and turn its `pid` / `ready` / `error` lines into promises.
  * We never touch process.stdout/stderr: the container's stdio is passed as inherited fds.
  */
-import { spawn, type StdioOptions } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process';
+import { childProcess } from '../../common/lazy.ts';
 import { accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,7 +85,7 @@ export function startHelper(plan: PlanOp[], opts: HelperOptions = {}): Helper {
 
   const pid = deferred<number>(), ready = deferred<void>(), exit = deferred<HelperExit>();
   let lastError: string | undefined;
-  const child = spawn(path, [String(ctlIndex), String(ctlIndex + 1)], { stdio, env: {} });
+  const child = childProcess().spawn(path, [String(ctlIndex), String(ctlIndex + 1)], { stdio, env: {} });
   const ctl = child.stdio[ctlIndex] as Socket;
   const input = child.stdio[ctlIndex + 1] as Socket;
   input.on('error', () => undefined); // the helper is gone; what it said arrives on ctl

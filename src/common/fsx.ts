@@ -1,0 +1,62 @@
+/**
+ * fsx: filesystem syscalls Node's fs lacks, from the pierfs N-API addon (native/addon/pierfs.c).
+ * Found through $PIER_FSX, else next to the source tree or the bundled dist/*.mjs. Loaded on first use,
+ * so code that never needs it runs without the addon.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PierError } from './errors.ts';
+
+export interface PierFs {
+  /** mknod(2); mode includes the type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
+  mknod(path: string, mode: number, dev: number): void;
+  mkfifo(path: string, mode: number): void;
+  /** glibc's makedev(3) encoding of a device number. */
+  makedev(major: number, minor: number): number;
+  /** [major, minor] of a device number (stat's rdev). */
+  devsplit(dev: number): [number, number];
+  lsetxattr(path: string, name: string, value: Buffer, flags?: number): void;
+  /** The attribute's value, or null when the file has no such attribute. */
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+  /** lchown (uid < 0 skips), chmod (mode < 0 skips; never for symlinks), then atime = mtime, never following symlinks. */
+  lsetmeta(path: string, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+}
+
+export const MS_RDONLY = 1;
+export const MS_BIND = 4096;
+export const MS_REMOUNT = 32;
+export const MNT_DETACH = 2;
+export const XATTR_CREATE = 1;
+
+let loaded: PierFs | undefined;
+
+function candidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const out: string[] = [];
+  if (process.env.PIER_FSX) out.push(process.env.PIER_FSX);
+  out.push(join(here, '..', 'native', 'build', 'pierfs.node'), join(here, '..', '..', 'native', 'build', 'pierfs.node'));
+  return out;
+}
+
+/** The addon; throws a PierError saying how to build it when it is missing. */
+export function fsx(): PierFs {
+  if (loaded) return loaded;
+  const tried = candidates();
+  const found = process.env.PIER_FSX ? tried[0] : tried.find((p) => existsSync(p));
+  if (!found || !existsSync(found)) {
+    throw new PierError(`the pierfs addon is missing (looked for ${tried.join(', ')}); run scripts/setup`);
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    loaded = require(found) as PierFs;
+  } catch (err) {
+    throw new PierError(`cannot load the pierfs addon ${found}: ${(err as Error).message}; run scripts/setup`, { cause: err });
+  }
+  return loaded;
+}

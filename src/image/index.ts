@@ -1,0 +1,317 @@
+/**
+ * Layer 2's public API: `ImageService` over the image store at `$PIER_ROOT/images` (an OCI image
+ * layout). Other layers import from here, not from the folders.
+ */
+import { join } from 'node:path';
+import { PierError } from '../common/errors.ts';
+import { ContentStore } from './store/content.ts';
+import { RefIndex, type RefEntry } from './store/refs.ts';
+import { collectGarbage, type GcResult } from './store/gc.ts';
+import { reachable } from './store/walk.ts';
+import { ANNOTATIONS, INDEX_MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci/types.ts';
+import { manifestKind, parseConfig, parseIndex, parseManifest } from './oci/validate.ts';
+import { formatReference, parseReference } from './oci/reference.ts';
+import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions, type ImportedImage } from './transfer/index.ts';
+import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
+import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
+
+export * from './oci/types.ts';
+export { parseReference, formatReference, normalizeReference, isValidTag, type Reference } from './oci/reference.ts';
+export { parseManifest, parseIndex, parseConfig, validateDescriptor, manifestKind } from './oci/validate.ts';
+export { ContentStore, Lease, type BlobInfo, type WriteResult, type Expected } from './store/content.ts';
+export { RefIndex, type RefEntry } from './store/refs.ts';
+export type { GcResult } from './store/gc.ts';
+export type { ImportOptions, ImportedImage, ImportFormat, ExportFormat } from './transfer/index.ts';
+export type { BusyboxOptions } from './bootstrap/busybox.ts';
+export type { DebianOptions } from './bootstrap/debian.ts';
+
+export const DEFAULT_PIER_ROOT = '/var/lib/pier';
+
+/** pier's state root: $PIER_ROOT, else /var/lib/pier. */
+export function pierRoot(): string {
+  return process.env.PIER_ROOT || DEFAULT_PIER_ROOT;
+}
+
+export interface ResolvedImage {
+  /** the ref as normalised (`busybox:latest`, `name@sha256:…`) */
+  ref: string;
+  /** what index.json names: a manifest, or an index the manifest was chosen from */
+  target: Descriptor;
+  manifestDigest: string;
+  manifestDescriptor: Descriptor;
+  manifest: ImageManifest;
+  configDigest: string;
+  config: ImageConfig;
+}
+
+export interface ImageSummary {
+  ref: string;
+  repository: string;
+  tag: string;
+  /** the digest index.json names (also the IMAGE ID, abbreviated) */
+  digest: string;
+  mediaType: string;
+  created?: string;
+  /** bytes of every blob the image uses (compressed layers, config, manifests) */
+  size?: number;
+  platform?: string;
+  /** set when the image cannot be read */
+  error?: string;
+}
+
+export interface HistoryRow {
+  created?: string;
+  createdBy?: string;
+  comment?: string;
+  emptyLayer: boolean;
+  /** the layer this step made, with its (compressed) size */
+  layer?: Descriptor;
+}
+
+export interface InspectResult {
+  ref: string;
+  tags: string[];
+  digest: string;
+  mediaType: string;
+  manifestDigest: string;
+  configDigest: string;
+  size: number;
+  platform: Platform;
+  manifest: ImageManifest;
+  config: ImageConfig;
+}
+
+export type BootstrapKind = 'busybox' | 'debian';
+export type BootstrapOptions = BusyboxOptions & DebianOptions & { ref?: string };
+
+function platformMatches(p: Platform | undefined, want: Platform): boolean {
+  if (!p) return false;
+  if (p.os !== want.os || p.architecture !== want.architecture) return false;
+  return !want.variant || !p.variant || p.variant === want.variant;
+}
+
+export class ImageService {
+  readonly root: string;
+  readonly content: ContentStore;
+  readonly refs: RefIndex;
+  readonly platform: Platform;
+
+  constructor(opts: { root?: string; platform?: Platform } = {}) {
+    this.root = opts.root ?? pierRoot();
+    const images = join(this.root, 'images');
+    this.content = new ContentStore(images);
+    this.refs = new RefIndex(images);
+    this.platform = opts.platform ?? { os: 'linux', architecture: goArch() };
+  }
+
+  private notFound(ref: string): PierError {
+    return new PierError(`image ${JSON.stringify(ref)} not found`);
+  }
+
+  /** The index.json entry (or entries, for an ID) a user's ref names. */
+  private lookup(input: string): { ref: string; target: Descriptor; entries: RefEntry[] } {
+    const entries = this.refs.list();
+    let r;
+    try {
+      r = parseReference(input);
+    } catch (err) {
+      const byId = this.byId(input, entries);
+      if (byId) return byId;
+      throw err;
+    }
+    if (r.digest !== undefined) {
+      const ref = formatReference({ name: r.name, digest: r.digest });
+      const hit = entries.find((e) => e.descriptor.digest === r.digest && parseReference(e.ref).name === r.name);
+      if (hit) return { ref, target: hit.descriptor, entries: [hit] };
+      throw this.notFound(ref);
+    }
+    const ref = formatReference(r);
+    const hit = entries.find((e) => e.ref === ref);
+    if (hit) return { ref, target: hit.descriptor, entries: [hit] };
+    const byId = this.byId(input, entries);
+    if (byId) return byId;
+    throw this.notFound(ref);
+  }
+
+  /** An image ID: a unique prefix (4+ hex digits) of a digest index.json names, with or without `sha256:`. */
+  private byId(input: string, entries: RefEntry[]): { ref: string; target: Descriptor; entries: RefEntry[] } | undefined {
+    const m = /^(?:sha256:)?([a-f0-9]{4,64})$/.exec(input);
+    if (!m) return undefined;
+    const hits = entries.filter((e) => e.descriptor.digest.startsWith(`sha256:${m[1]}`));
+    const digests = new Set(hits.map((h) => h.descriptor.digest));
+    if (digests.size > 1) throw new PierError(`image ID ${JSON.stringify(input)} is ambiguous: it starts ${digests.size} images' digests`);
+    if (hits.length === 0) return undefined;
+    return { ref: hits[0].descriptor.digest, target: hits[0].descriptor, entries: hits };
+  }
+
+  /** The local refs (`name:tag`) that `input` names, without reading the image; a PierError if none. */
+  refsFor(input: string): string[] {
+    const { entries } = this.lookup(input);
+    const r = (() => { try { return parseReference(input); } catch { return undefined; } })();
+    if (r?.digest !== undefined) {
+      return this.refs.list().filter((e) => e.descriptor.digest === r.digest && parseReference(e.ref).name === r.name).map((e) => e.ref);
+    }
+    return entries.map((e) => e.ref);
+  }
+
+  /** The manifest for this platform under `target` (itself, or the matching child of an index). */
+  private async pickManifest(target: Descriptor, ref: string): Promise<{ descriptor: Descriptor; manifest: ImageManifest }> {
+    let d = target;
+    for (let depth = 0; depth < 8; depth++) {
+      const data = await this.content.readBytes(d.digest);
+      const kind = manifestKind(data, d.mediaType, `manifest ${d.digest}`);
+      if (kind === 'manifest') return { descriptor: d, manifest: parseManifest(data, d.mediaType, `manifest ${d.digest}`) };
+      const idx = parseIndex(data, d.mediaType, `index ${d.digest}`);
+      const want = this.platform;
+      const child = idx.manifests.find((m) => platformMatches(m.platform, want)) ??
+        (idx.manifests.length === 1 && !idx.manifests[0].platform ? idx.manifests[0] : undefined);
+      if (!child) {
+        const has = idx.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : '?')).join(', ');
+        throw new PierError(`image ${JSON.stringify(ref)} has no manifest for ${want.os}/${want.architecture} (it has ${has || 'none'})`);
+      }
+      if (!this.content.has(child.digest)) {
+        throw new PierError(`image ${JSON.stringify(ref)}: the ${want.os}/${want.architecture} manifest ${child.digest} is not in the store`);
+      }
+      d = child;
+    }
+    throw new PierError(`image ${JSON.stringify(ref)}: image index nesting deeper than 8`);
+  }
+
+  async resolve(input: string): Promise<ResolvedImage> {
+    const { ref, target } = this.lookup(input);
+    const { descriptor, manifest } = await this.pickManifest(target, ref);
+    const config = parseConfig(await this.content.readBytes(manifest.config.digest), manifest, `config ${manifest.config.digest}`);
+    return { ref, target, manifestDigest: descriptor.digest, manifestDescriptor: descriptor, manifest, configDigest: manifest.config.digest, config };
+  }
+
+  private async sizeOf(target: Descriptor, manifest: ImageManifest, manifestDigest: string): Promise<number> {
+    let size = manifest.config.size + manifest.layers.reduce((a, l) => a + l.size, 0);
+    size += target.size;
+    if (manifestDigest !== target.digest) size += (await this.content.info(manifestDigest))?.size ?? 0;
+    return size;
+  }
+
+  async list(): Promise<ImageSummary[]> {
+    const out: ImageSummary[] = [];
+    for (const e of this.refs.list()) {
+      const r = parseReference(e.ref);
+      const base = { ref: e.ref, repository: r.name, tag: r.tag ?? '', digest: e.descriptor.digest, mediaType: e.descriptor.mediaType };
+      try {
+        const img = await this.resolve(e.ref);
+        out.push({
+          ...base,
+          created: img.config.created,
+          size: await this.sizeOf(img.target, img.manifest, img.manifestDigest),
+          platform: `${img.config.os}/${img.config.architecture}${img.config.variant ? '/' + img.config.variant : ''}`,
+        });
+      } catch (err) {
+        out.push({ ...base, error: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  async inspect(input: string): Promise<InspectResult> {
+    const img = await this.resolve(input);
+    const tags = this.refs.list().filter((e) => e.descriptor.digest === img.target.digest).map((e) => e.ref);
+    return {
+      ref: img.ref,
+      tags,
+      digest: img.target.digest,
+      mediaType: img.target.mediaType,
+      manifestDigest: img.manifestDigest,
+      configDigest: img.configDigest,
+      size: await this.sizeOf(img.target, img.manifest, img.manifestDigest),
+      platform: { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) },
+      manifest: img.manifest,
+      config: img.config,
+    };
+  }
+
+  /** The config's history, each step with the layer it made (oldest first). */
+  async history(input: string): Promise<HistoryRow[]> {
+    const img = await this.resolve(input);
+    const layers = img.manifest.layers;
+    const hist = img.config.history ?? [];
+    const rows: HistoryRow[] = [];
+    let li = 0;
+    for (const h of hist) {
+      const empty = h.empty_layer === true;
+      rows.push({ created: h.created, createdBy: h.created_by, comment: h.comment, emptyLayer: empty, layer: empty ? undefined : layers[li] });
+      if (!empty) li++;
+    }
+    // Layers the history does not describe (images built without history) still get a row each.
+    for (; li < layers.length; li++) rows.push({ emptyLayer: false, layer: layers[li] });
+    return rows;
+  }
+
+  /** Give the image `src` names the tag `dst` too. */
+  async tag(src: string, dst: string): Promise<string> {
+    const { target } = this.lookup(src);
+    const d = parseReference(dst);
+    if (d.digest !== undefined) throw new PierError(`cannot tag ${JSON.stringify(dst)}: a tag cannot carry a digest`);
+    const name = formatReference(d);
+    await this.refs.set(name, target, async () => { await reachable(this.content, target, { requirePresent: true }); });
+    return name;
+  }
+
+  /**
+   * Untag: a `name:tag` removes that tag; a `name@digest` every tag of that name on that digest; an
+   * image ID every tag on it. Blobs no longer used are then collected.
+   */
+  async remove(input: string | string[]): Promise<{ untagged: string[]; gc: GcResult }> {
+    const inputs = Array.isArray(input) ? input : [input];
+    // Resolve every name first: one unknown name removes nothing.
+    const names = [...new Set(inputs.flatMap((i) => this.refsFor(i)))];
+    const removed = await this.refs.remove(names);
+    const gc = await this.gc();
+    return { untagged: removed.map((e) => e.ref), gc };
+  }
+
+  async importPath(path: string, opts: ImportOptions = {}): Promise<ImportedImage[]> {
+    return importPath(this.content, this.refs, path, opts);
+  }
+
+  async export(refs: string[], dest: string, opts: { format: ExportFormat }): Promise<void> {
+    const items = refs.map((input) => {
+      const { ref, target, entries } = this.lookup(input);
+      // An ID or digest exports under the tag it has here.
+      return { ref: ref.includes('@') || !ref.includes(':') || /^sha256:/.test(ref) ? entries[0].ref : ref, descriptor: target };
+    });
+    await exportImages(this.content, items, dest, opts.format);
+  }
+
+  async bootstrap(kind: BootstrapKind, opts: BootstrapOptions = {}): Promise<ImportedImage> {
+    this.content.init();
+    const lease = this.content.newLease();
+    try {
+      let descriptor: Descriptor;
+      let ref: string;
+      if (kind === 'busybox') {
+        descriptor = await bootstrapBusybox(this.content, lease, opts);
+        ref = opts.ref ?? 'busybox:latest';
+      } else if (kind === 'debian') {
+        descriptor = await bootstrapDebian(this.content, lease, opts);
+        ref = opts.ref ?? `debian:${opts.suite ?? 'bookworm'}`;
+      } else {
+        throw new PierError(`unknown bootstrap image ${JSON.stringify(kind)} (busybox or debian)`);
+      }
+      const name = formatReference(parseReference(ref));
+      await this.refs.set(name, descriptor, async () => { await reachable(this.content, descriptor, { requirePresent: true }); });
+      return { ref: name, descriptor };
+    } finally {
+      lease.release();
+    }
+  }
+
+  async gc(opts: { dryRun?: boolean } = {}): Promise<GcResult> {
+    this.content.init();
+    return collectGarbage(this.content, this.refs, opts);
+  }
+
+  /** Is `d` an index (as opposed to a single-platform manifest)? */
+  static isIndex(d: Descriptor): boolean {
+    return INDEX_MEDIA_TYPES.includes(d.mediaType);
+  }
+}
+

@@ -1,0 +1,3 @@
+export * from './types.ts';
+export * from './validate.ts';
+export * from './reference.ts';

@@ -1,0 +1,273 @@
+/**
+ * The content store: blobs by digest under `blobs/<algorithm>/<hex>` of an OCI image layout.
+ * A write streams into `ingest/<random>` while hashing, fsyncs, checks digest and size, and only
+ * then renames into place, so a blob path only ever holds verified content. Concurrent writers of
+ * the same blob are harmless: each verifies its own temp file and rename(2) is atomic.
+ */
+import { createReadStream, readFileSync, existsSync, mkdirSync, readdirSync, statSync, unlinkSync, utimesSync, appendFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { open, readFile, unlink, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { PierError, errnoOf } from '../../common/errors.ts';
+import { newHash, parseDigest, type DigestAlgorithm } from '../../common/digest.ts';
+import { writeFileAtomic } from '../../common/atomic.ts';
+import { pidAlive } from './lock.ts';
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+export interface WriteResult extends BlobInfo {
+  /** true when the blob was already in the store (nothing was written) */
+  existed: boolean;
+}
+
+export interface Expected {
+  digest?: string;
+  size?: number;
+}
+
+export type BlobSource = Uint8Array | string | Readable | AsyncIterable<Uint8Array>;
+
+/**
+ * A lease keeps the blobs of an operation in flight (an import that has written blobs but not yet
+ * tagged them) safe from a concurrent garbage collection. It is a file of digests named by pid, so
+ * a crashed owner's lease is ignored and removed.
+ */
+export class Lease {
+  readonly path: string;
+  constructor(path: string) {
+    this.path = path;
+    writeFileAtomic(path, '');
+  }
+  add(digest: string): void {
+    appendFileSync(this.path, digest + '\n');
+  }
+  release(): void {
+    try { unlinkSync(this.path); } catch { /* gone */ }
+  }
+}
+
+export const OCI_LAYOUT = JSON.stringify({ imageLayoutVersion: '1.0.0' });
+
+export class ContentStore {
+  /** the OCI layout directory ($PIER_ROOT/images) */
+  readonly root: string;
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  get ingestDir(): string { return join(this.root, 'ingest'); }
+  get leaseDir(): string { return join(this.root, 'leases'); }
+
+  /** Create the layout's skeleton if missing (idempotent). */
+  init(): void {
+    mkdirSync(join(this.root, 'blobs', 'sha256'), { recursive: true });
+    mkdirSync(this.ingestDir, { recursive: true });
+    mkdirSync(this.leaseDir, { recursive: true });
+    const layout = join(this.root, 'oci-layout');
+    if (!existsSync(layout)) writeFileAtomic(layout, OCI_LAYOUT, { fsync: true });
+  }
+
+  blobPath(digest: string): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.root, 'blobs', algorithm, hex);
+  }
+
+  has(digest: string): boolean {
+    return existsSync(this.blobPath(digest));
+  }
+
+  info(digest: string): BlobInfo | undefined {
+    try {
+      return { digest, size: statSync(this.blobPath(digest)).size };
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  private missing(digest: string): PierError {
+    return new PierError(`blob ${digest} not found in the image store`);
+  }
+
+  /** Whole blob in memory, checked against its digest (for manifests and configs). */
+  async readBytes(digest: string, opts: { maxSize?: number } = {}): Promise<Buffer> {
+    const path = this.blobPath(digest);
+    const max = opts.maxSize ?? 16 << 20;
+    let st;
+    try { st = statSync(path); } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw this.missing(digest);
+      throw err;
+    }
+    if (st.size > max) throw new PierError(`blob ${digest} is ${st.size} bytes, more than the ${max} allowed for a JSON object`);
+    const data = await readFile(path);
+    const { algorithm } = parseDigest(digest);
+    const got = `${algorithm}:${newHash(algorithm).update(data).digest('hex')}`;
+    if (got !== digest) throw new PierError(`blob ${digest} in the store is corrupt (its content hashes to ${got})`);
+    return data;
+  }
+
+  readStream(digest: string): Readable {
+    const path = this.blobPath(digest);
+    if (!existsSync(path)) throw this.missing(digest);
+    return createReadStream(path);
+  }
+
+  /** Re-hash a stored blob; false when its content no longer matches. */
+  async verify(digest: string): Promise<boolean> {
+    const { algorithm } = parseDigest(digest);
+    const h = newHash(algorithm);
+    for await (const chunk of this.readStream(digest)) h.update(chunk as Buffer);
+    return `${algorithm}:${h.digest('hex')}` === digest;
+  }
+
+  newLease(): Lease {
+    mkdirSync(this.leaseDir, { recursive: true });
+    return new Lease(join(this.leaseDir, `${process.pid}-${randomBytes(6).toString('hex')}`));
+  }
+
+  /** Digests held by live leases; leases of dead processes are removed. */
+  leasedDigests(): Set<string> {
+    const out = new Set<string>();
+    let names: string[];
+    try { names = readdirSync(this.leaseDir); } catch { return out; }
+    for (const n of names) {
+      const p = join(this.leaseDir, n);
+      const pid = Number(n.split('-')[0]);
+      if (!pidAlive(pid)) {
+        try { unlinkSync(p); } catch { /* gone */ }
+        continue;
+      }
+      let text = '';
+      try { text = readFileSync(p, 'utf8'); } catch { /* released meanwhile */ }
+      for (const line of text.split('\n')) if (line) out.add(line);
+    }
+    return out;
+  }
+
+  /**
+   * Store content. With `expected.digest`, the content must hash to it (and have `expected.size`
+   * bytes when given) or nothing is stored and a PierError says so. A blob already present is not
+   * rewritten (a stream source is still read through and checked).
+   */
+  async write(source: BlobSource, expected: Expected = {}, lease?: Lease): Promise<WriteResult> {
+    const algorithm: DigestAlgorithm = expected.digest ? parseDigest(expected.digest, 'expected digest').algorithm : 'sha256';
+    if (expected.size !== undefined && (!Number.isSafeInteger(expected.size) || expected.size < 0)) {
+      throw new PierError(`expected size must be a non-negative integer, not ${expected.size}`);
+    }
+    if (expected.digest) lease?.add(expected.digest);
+    const present = expected.digest !== undefined && this.has(expected.digest);
+    const chunks: AsyncIterable<Uint8Array> = typeof source === 'string' || source instanceof Uint8Array
+      ? Readable.from([Buffer.from(source)])
+      : source;
+    const h = newHash(algorithm);
+    let size = 0;
+    let tmp: string | undefined;
+    let fh: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      if (!present) {
+        mkdirSync(this.ingestDir, { recursive: true });
+        tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
+        fh = await open(tmp, 'wx', 0o644);
+      }
+      for await (const c of chunks) {
+        const b = typeof c === 'string' ? Buffer.from(c) : c;
+        h.update(b);
+        size += b.length;
+        if (expected.size !== undefined && size > expected.size) {
+          throw new PierError(`blob ${expected.digest ?? '(content)'} is larger than its declared size ${expected.size}`);
+        }
+        if (fh) {
+          let off = 0;
+          while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+        }
+      }
+      const digest = `${algorithm}:${h.digest('hex')}`;
+      if (expected.digest !== undefined && digest !== expected.digest) {
+        throw new PierError(`blob ${expected.digest} does not match its content (got ${digest})`);
+      }
+      if (expected.size !== undefined && size !== expected.size) {
+        throw new PierError(`blob ${digest} has ${size} bytes, not the declared ${expected.size}`);
+      }
+      if (!fh || !tmp) {
+        this.touch(digest);
+        return { digest, size, existed: true };
+      }
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      if (!expected.digest) lease?.add(digest);
+      const dest = this.blobPath(digest);
+      if (existsSync(dest)) {
+        await unlink(tmp);
+        tmp = undefined;
+        this.touch(digest);
+        return { digest, size, existed: true };
+      }
+      mkdirSync(join(this.root, 'blobs', algorithm), { recursive: true });
+      await rename(tmp, dest);
+      tmp = undefined;
+      syncDir(join(this.root, 'blobs', algorithm));
+      return { digest, size, existed: false };
+    } finally {
+      if (fh) await fh.close().catch(() => {});
+      if (tmp) await unlink(tmp).catch(() => {});
+    }
+  }
+
+  /** Store a file's content (skipped without reading when the expected digest is already present). */
+  async writeFile(path: string, expected: Expected = {}, lease?: Lease): Promise<WriteResult> {
+    if (expected.digest && this.has(expected.digest)) {
+      lease?.add(expected.digest);
+      this.touch(expected.digest);
+      return { digest: expected.digest, size: this.info(expected.digest)!.size, existed: true };
+    }
+    return this.write(createReadStream(path), expected, lease);
+  }
+
+  /** Bump a reused blob's mtime, so age-based tools see it as recently wanted. */
+  private touch(digest: string): void {
+    const now = new Date();
+    try { utimesSync(this.blobPath(digest), now, now); } catch { /* removed meanwhile: callers re-check under the index lock */ }
+  }
+
+  delete(digest: string): boolean {
+    try {
+      unlinkSync(this.blobPath(digest));
+      return true;
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** Every stored blob with its size. */
+  list(): BlobInfo[] {
+    const out: BlobInfo[] = [];
+    for (const algorithm of ['sha256', 'sha512']) {
+      const dir = join(this.root, 'blobs', algorithm);
+      let names: string[];
+      try { names = readdirSync(dir); } catch { continue; }
+      for (const hex of names) {
+        const digest = `${algorithm}:${hex}`;
+        try { parseDigest(digest); } catch { continue; }
+        try { out.push({ digest, size: statSync(join(dir, hex)).size }); } catch { /* deleted meanwhile */ }
+      }
+    }
+    return out;
+  }
+}
+
+/** fsync a directory so a rename into it survives a crash. */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch { /* some filesystems refuse fsync on directories; the rename is still atomic */ } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
