@@ -220,6 +220,9 @@ int main(int argc, char **argv) {
       need(o, 3);
       if (mkfifo(o->a[0].s, 0622) < 0 && errno != EEXIST) die("mkfifo %s", o->a[0].s);
       if (chown(o->a[0].s, (uid_t)num(o, 1), (gid_t)num(o, 2)) < 0) die("chown %s", o->a[0].s);
+      /* explicit mode, not mkfifo's: the caller's umask would take away the write bit that lets a
+         non-root container user reopen it */
+      if (chmod(o->a[0].s, 0622) < 0) die("chmod %s", o->a[0].s);
       if ((exec_fifo = open(o->a[0].s, O_PATH | O_CLOEXEC)) < 0) die("open exec fifo %s", o->a[0].s);
       break;
     }
@@ -322,11 +325,17 @@ static _Noreturn void child_main(struct op *ops, size_t i, size_t nops, int sync
     case OP_FIFO_WAIT: {
       int fifo = exec_fifo;
       if (fifo < 0) fail("plan: FIFO_WAIT without FIFO_OPEN");
+      /* The container's own /proc first: its lookup re-checks ownership after a uid change. The fd
+         to /proc/self/fd taken at start is the fallback for containers without /proc; its cached
+         owner is root, so it only serves processes that stay root. */
       char p[64];
-      snprintf(p, sizeof p, "%d", fifo);
-      if (self_fds < 0) die("open /proc/self/fd");
+      snprintf(p, sizeof p, "/proc/self/fd/%d", fifo);
       int w;
-      do w = openat(self_fds, p, O_WRONLY | O_CLOEXEC); while (w < 0 && errno == EINTR);
+      do w = open(p, O_WRONLY | O_CLOEXEC); while (w < 0 && errno == EINTR);
+      if (w < 0 && errno == ENOENT && self_fds >= 0) {
+        snprintf(p, sizeof p, "%d", fifo);
+        do w = openat(self_fds, p, O_WRONLY | O_CLOEXEC); while (w < 0 && errno == EINTR);
+      }
       if (w < 0) die("open exec fifo for writing");
       if (write(w, "0", 1) != 1) die("write exec fifo");
       close(w);

@@ -4,6 +4,7 @@
  */
 import { runtimeMain, VERSION } from './runtime/main.ts';
 import { imageMain } from './image/main.ts';
+import { buildMain } from './build.ts';
 import { writeStdout, writeStderr } from '../common/log.ts';
 
 const USAGE = `pier ${VERSION}: the cloud-native stack, from the chroot jail up
@@ -13,6 +14,7 @@ usage: pier <command> …
 commands:
   runtime …     the OCI runtime (same as pier-runtime; see pier runtime --help)
   image …       images: ls, inspect, rm, tag, import, export, history, bootstrap, prune (see pier image --help)
+  build …       build an image from a Containerfile (see pier build --help)
   version       print versions
 `;
 
@@ -23,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
       return runtimeMain(rest, 'pier runtime');
     case 'image':
       return imageMain(rest);
+    case 'build':
+      return buildMain(rest);
     case 'version':
     case '--version':
       writeStdout(`pier ${VERSION}\nnode ${process.versions.node}\n`);

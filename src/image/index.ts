@@ -315,3 +315,5 @@ export class ImageService {
   }
 }
 
+
+export { build, Builder, parseContainerfile, type BuildOptions, type BuildResult } from './build/index.ts';

@@ -63,6 +63,13 @@ test('a new network namespace has only lo', () => {
   assert.equal(r.out.trim(), 'lo');
 });
 
+test('a non-root process.user runs as that user with its groups', () => {
+  const r = run('id; grep CapEff /proc/self/status', (s) => { s.process!.user = { uid: 65534, gid: 65534, additionalGids: [5] }; });
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.out, /uid=65534\(nobody\) gid=65534\(nobody\) groups=5/);
+  assert.match(r.out, /CapEff:\s+0000000000000000/);
+});
+
 test('a readonly rootfs refuses writes', () => {
   const r = run('touch /newfile 2>&1; echo rc=$?');
   assert.match(r.out, /Read-only file system/);

@@ -35,6 +35,9 @@ export async function run(ctx: RuntimeContext, opts: RunOptions): Promise<number
   try {
     await start(ctx, opts.id);
     const { code, signal } = await helper.exit;
+    // An init that failed after `ready` (e.g. reopening exec.fifo) said why on the control socket.
+    const late = helper.lastError();
+    if (late && code !== 0) ctx.log.error(late);
     return exitStatus(code, signal);
   } finally {
     for (const s of FORWARDED) process.off(s, forward);

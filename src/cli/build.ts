@@ -1,0 +1,103 @@
+/**
+ * `pier build -t name:tag [-f Containerfile] [--build-arg K=V] [--target stage] CONTEXT`: build an
+ * image from a Containerfile into the local store. Progress goes to stdout (RUN output too), one
+ * `STEP n/N:` line per instruction; `--quiet` prints only the image ID.
+ */
+import { isatty } from 'node:tty';
+import { writeStderr, writeStdout } from '../common/log.ts';
+import { PierError, messageOf } from '../common/errors.ts';
+import { ImageService } from '../image/index.ts';
+import { build } from '../image/index.ts';
+import type { Compression } from '../image/layer/index.ts';
+import { bool, list, parseFlags, str } from './args.ts';
+
+const USAGE = `usage: pier build [flags] CONTEXT
+
+flags:
+  -t, --tag NAME[:TAG]      tag the result (repeatable)
+  -f, --file PATH           the Containerfile (default CONTEXT/Containerfile, else CONTEXT/Dockerfile)
+  --build-arg KEY=VALUE     value for a declared ARG (repeatable)
+  --target STAGE            build up to this stage (name or index)
+  --timestamp SECONDS       reproducible build: created times and layer mtimes (default $SOURCE_DATE_EPOCH)
+  --compression gzip|zstd   layer compression (default gzip)
+  --no-cache                run every step
+  -q, --quiet               print only the image ID
+  --root DIR                state root (default $PIER_ROOT, else /var/lib/pier)
+`;
+
+function epochOf(v: string | undefined, what: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new PierError(`${what} must be a whole number of seconds since the epoch, not ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export async function buildMain(argv: string[]): Promise<number> {
+  let debug = false;
+  try {
+    const p = parseFlags(argv, [
+      { name: 'tag', short: 't', value: true, multi: true },
+      { name: 'file', short: 'f', value: true },
+      { name: 'build-arg', value: true, multi: true },
+      { name: 'target', value: true },
+      { name: 'timestamp', value: true },
+      { name: 'compression', value: true },
+      { name: 'no-cache' },
+      { name: 'quiet', short: 'q' },
+      { name: 'root', value: true },
+      { name: 'debug' },
+      { name: 'help', short: 'h' },
+    ], { what: 'build' });
+    debug = bool(p, 'debug');
+    if (bool(p, 'help')) {
+      writeStdout(USAGE);
+      return 0;
+    }
+    if (p.rest.length !== 1) throw new PierError(`build: give one context directory (see pier build --help)`);
+    const buildArgs: Record<string, string> = {};
+    for (const a of list(p, 'build-arg')) {
+      const eq = a.indexOf('=');
+      // docker's `--build-arg NAME` takes the value from the environment.
+      if (eq < 0) {
+        const v = process.env[a];
+        if (v !== undefined) buildArgs[a] = v;
+      } else {
+        buildArgs[a.slice(0, eq)] = a.slice(eq + 1);
+      }
+    }
+    const compression = (str(p, 'compression') ?? 'gzip') as Compression;
+    if (compression !== 'gzip' && compression !== 'zstd') throw new PierError(`build: --compression must be gzip or zstd, not ${JSON.stringify(compression)}`);
+    const quiet = bool(p, 'quiet');
+    const sourceDateEpoch = epochOf(str(p, 'timestamp'), 'build: --timestamp') ?? epochOf(process.env.SOURCE_DATE_EPOCH, 'SOURCE_DATE_EPOCH');
+    const tty = isatty(1);
+    let stepStart = Date.now();
+    const svc = new ImageService({ root: str(p, 'root') || undefined });
+    const result = await build(svc, {
+      context: p.rest[0],
+      file: str(p, 'file'),
+      tags: list(p, 'tag'),
+      buildArgs,
+      target: str(p, 'target'),
+      sourceDateEpoch,
+      compression,
+      noCache: bool(p, 'no-cache'),
+      progress: quiet ? undefined : (line) => {
+        // On a terminal each step's result line also says how long it took.
+        if (tty && line.startsWith('--->')) line += ` (${((Date.now() - stepStart) / 1000).toFixed(1)}s)`;
+        if (line.startsWith('STEP ')) stepStart = Date.now();
+        writeStdout(`${line}\n`);
+      },
+      warn: (msg) => writeStderr(`pier: warning: ${msg}\n`),
+      runOutput: quiet ? ['ignore', 'ignore'] : [1, 2],
+    });
+    if (!quiet) {
+      writeStdout(`COMMIT${result.tags.length ? ` ${result.tags.join(' ')}` : ''}\n`);
+      for (const t of result.tags) writeStdout(`Successfully tagged ${t}\n`);
+    }
+    writeStdout(`${result.id.replace(/^sha256:/, '')}\n`);
+    return 0;
+  } catch (err) {
+    writeStderr(`pier: ${messageOf(err).split('\n')[0]}\n`);
+    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
+    return err instanceof PierError ? err.exitCode : 1;
+  }
+}
