@@ -2,7 +2,8 @@
  * Layer 2's public API: `ImageService` over the image store at `$PIER_ROOT/images` (an OCI image
  * layout). Other layers import from here, not from the folders.
  */
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
 import { PierError } from '../common/errors.ts';
 import { ContentStore } from './store/content.ts';
 import { RefIndex, type RefEntry } from './store/refs.ts';
@@ -14,6 +15,8 @@ import { formatReference, parseReference } from './oci/reference.ts';
 import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions, type ImportedImage } from './transfer/index.ts';
 import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
 import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
+import { applyLayer } from './layer/index.ts';
+import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 
 export * from './oci/types.ts';
 export { parseReference, formatReference, normalizeReference, isValidTag, type Reference } from './oci/reference.ts';
@@ -102,6 +105,31 @@ export class ImageService {
     this.content = new ContentStore(images);
     this.refs = new RefIndex(images);
     this.platform = opts.platform ?? { os: 'linux', architecture: goArch() };
+  }
+
+  /**
+   * Unpack an image into a runtime bundle, as `umoci unpack` does: every layer applied in order into
+   * `<dir>/rootfs` (each verified against its diffID) and `<dir>/config.json` from the image config.
+   * The dir must be absent or empty; on failure nothing of it is left.
+   */
+  async unpack(ref: string, dir: string, opts: Omit<ImageSpecOptions, 'rootfs'> = {}): Promise<{ ref: string; bundle: string }> {
+    const img = await this.resolve(ref);
+    const bundle = resolvePath(dir);
+    const existed = existsSync(bundle);
+    if (existed && readdirSync(bundle).length) throw new PierError(`cannot unpack into ${bundle}: it exists and is not empty`);
+    const rootfs = join(bundle, 'rootfs');
+    try {
+      mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+      for (const [i, layer] of img.manifest.layers.entries()) {
+        await applyLayer(this.content.readStream(layer.digest), rootfs, { format: 'apply', diffId: img.config.rootfs.diff_ids[i] });
+      }
+      writeBundle(bundle, imageSpec(img.config, { ...opts, rootfs }));
+    } catch (err) {
+      if (existed) for (const e of readdirSync(bundle)) rmSync(join(bundle, e), { recursive: true, force: true });
+      else rmSync(bundle, { recursive: true, force: true });
+      throw err;
+    }
+    return { ref: img.ref, bundle };
   }
 
   private notFound(ref: string): PierError {

@@ -16,8 +16,9 @@ import { exportCmd } from './export.ts';
 import { history } from './history.ts';
 import { bootstrap } from './bootstrap.ts';
 import { prune } from './prune.ts';
+import { unpack } from './unpack.ts';
 
-const COMMANDS: ImageCommand[] = [ls, inspect, rm, tag, importCmd, exportCmd, history, bootstrap, prune];
+const COMMANDS: ImageCommand[] = [ls, inspect, rm, tag, importCmd, exportCmd, history, bootstrap, prune, unpack];
 
 function usage(): string {
   return 'usage: pier image [--root DIR] <command> [flags] …\n\ncommands:\n' + COMMANDS.map((c) => `  ${c.usage}`).join('\n') +

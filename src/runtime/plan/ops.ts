@@ -59,27 +59,29 @@ function argBytes(a: Arg): Uint8Array {
   return Buffer.from(typeof a === 'string' ? a : a.toString(10));
 }
 
-/** Encode a plan: u32 LE length, then records of u16 op, u16 argc, (u32 len, bytes)*. */
+/**
+ * Encode a plan: u32 LE length, then records of u16 op, u16 argc, (u32 len, bytes)*.
+ * One allocation for the whole plan: a create plan has ~80 records and this runs on every create.
+ */
 export function encodePlan(ops: PlanOp[]): Buffer {
-  const parts: Uint8Array[] = [];
+  const args = ops.map((o) => o.args.map(argBytes));
   let size = 0;
-  for (const o of ops) {
-    const head = Buffer.alloc(4);
-    head.writeUInt16LE(Op[o.op], 0);
-    head.writeUInt16LE(o.args.length, 2);
-    parts.push(head);
+  for (const list of args) {
     size += 4;
-    for (const a of o.args) {
-      const b = argBytes(a);
-      const len = Buffer.alloc(4);
-      len.writeUInt32LE(b.length, 0);
-      parts.push(len, b);
-      size += 4 + b.length;
-    }
+    for (const b of list) size += 4 + b.length;
   }
-  const total = Buffer.alloc(4);
-  total.writeUInt32LE(size, 0);
-  return Buffer.concat([total, ...parts]);
+  const out = Buffer.allocUnsafe(4 + size);
+  let at = out.writeUInt32LE(size, 0);
+  ops.forEach((o, i) => {
+    at = out.writeUInt16LE(Op[o.op], at);
+    at = out.writeUInt16LE(args[i].length, at);
+    for (const b of args[i]) {
+      at = out.writeUInt32LE(b.length, at);
+      out.set(b, at);
+      at += b.length;
+    }
+  });
+  return out;
 }
 
 /** Human-readable form of a plan, for --debug and tests. */
