@@ -71,11 +71,11 @@ export function writeBundle(dir: string, spec: Spec): string {
 }
 
 /**
- * Read a file of the rootfs by its in-container path, following symlinks as the container would
- * (absolute targets relative to the rootfs, `..` never above it), so a hostile image cannot make us
- * read a host file.
+ * Resolve an in-container path to a path relative to the rootfs, following symlinks as the container
+ * would (absolute targets relative to the rootfs, `..` never above it), so a hostile image cannot
+ * lead us to a host file. Missing components are kept as they are.
  */
-function readInRoot(rootfs: string, path: string): string | undefined {
+export function resolveInRoot(rootfs: string, path: string): string {
   const parts = path.split('/').filter((p) => p && p !== '.');
   const out: string[] = [];
   let links = 0;
@@ -83,24 +83,25 @@ function readInRoot(rootfs: string, path: string): string | undefined {
     const p = parts.shift()!;
     if (p === '..') { out.pop(); continue; }
     out.push(p);
-    const abs = join(rootfs, ...out);
     let st;
-    try { st = lstatSync(abs); } catch (err) {
-      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
-      throw err;
-    }
+    try { st = lstatSync(join(rootfs, ...out)); } catch { continue; }
     if (st.isSymbolicLink()) {
-      if (++links > 40) return undefined;
-      const target = readlinkSync(abs);
+      if (++links > 40) throw new PierError(`too many levels of symbolic links in ${path}`);
+      const target = readlinkSync(join(rootfs, ...out));
       out.pop();
       if (target.startsWith('/')) out.length = 0;
       parts.unshift(...target.split('/').filter((x) => x && x !== '.'));
     }
   }
+  return out.join('/');
+}
+
+/** A text file of the rootfs by its in-container path, or undefined when it is absent. */
+function readInRoot(rootfs: string, path: string): string | undefined {
   try {
-    return readFileSync(join(rootfs, ...out), 'utf8');
+    return readFileSync(join(rootfs, resolveInRoot(rootfs, path)), 'utf8');
   } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'EISDIR') return undefined;
+    if (['ENOENT', 'EISDIR', 'ENOTDIR', 'ELOOP'].includes(errnoOf(err) ?? '') || err instanceof PierError) return undefined;
     throw err;
   }
 }

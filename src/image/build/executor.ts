@@ -18,7 +18,7 @@ import { reachable, type Lease } from '../store/index.ts';
 import { diffUpper, packDirectory, type Compression, type LayerBlob } from '../layer/index.ts';
 import { Snapshotter } from '../snapshot/index.ts';
 import { writeImage, hostPlatform, DEFAULT_PATH } from '../transfer/index.ts';
-import { imageSpec, writeBundle, resolveUser } from '../bundle.ts';
+import { imageSpec, writeBundle, resolveUser, resolveInRoot } from '../bundle.ts';
 import { ContainerfileError, fail, parseContainerfile, type Containerfile, type Instruction, type Stage } from './parser.ts';
 import { keyValues, processWord, processWords } from './words.ts';
 import { DockerIgnore } from './dockerignore.ts';
@@ -739,28 +739,6 @@ function statInRoot(root: string, rel: string): Stats {
   if (!st.isSymbolicLink()) return st;
   const target = resolveInRoot(root, rel);
   return lstatSync(join(root, target));
-}
-
-/** Resolve symlinks of `rel` inside `root` (absolute links relative to root; never above it). */
-function resolveInRoot(root: string, rel: string): string {
-  const parts = rel.split('/').filter((p) => p && p !== '.');
-  const out: string[] = [];
-  let links = 0;
-  while (parts.length) {
-    const p = parts.shift()!;
-    if (p === '..') { out.pop(); continue; }
-    out.push(p);
-    let st;
-    try { st = lstatSync(join(root, ...out)); } catch { continue; }
-    if (st.isSymbolicLink()) {
-      if (++links > 40) throw new PierError(`too many symlinks in ${rel}`);
-      const t = readlinkSync(join(root, ...out));
-      out.pop();
-      if (t.startsWith('/')) out.length = 0;
-      parts.unshift(...t.split('/').filter((x) => x && x !== '.'));
-    }
-  }
-  return out.join('/');
 }
 
 function globToRegExp(seg: string): RegExp {
