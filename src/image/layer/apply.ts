@@ -54,17 +54,21 @@ function writeAll(fd: number, chunks: Buffer[]): void {
   let bufs = chunks;
   let left = chunks.reduce((a, b) => a + b.length, 0);
   while (left > 0) {
-    let n = writevSync(fd, bufs);
+    const n = writevSync(fd, bufs);
     left -= n;
-    // Short write: drop what was written and retry the rest.
-    const rest: Buffer[] = [];
-    for (const b of bufs) {
-      if (n >= b.length) { n -= b.length; continue; }
-      rest.push(n > 0 ? b.subarray(n) : b);
-      n = 0;
-    }
-    bufs = rest;
+    bufs = afterShortWrite(bufs, n);
   }
+}
+
+/** What is left of a writev after it wrote n bytes (short writes are retried with the rest). */
+function afterShortWrite(bufs: Buffer[], n: number): Buffer[] {
+  const rest: Buffer[] = [];
+  for (const b of bufs) {
+    if (n >= b.length) { n -= b.length; continue; }
+    rest.push(n > 0 ? b.subarray(n) : b);
+    n = 0;
+  }
+  return rest;
 }
 
 /** xattrs a layer may not set: they would forge overlayfs state (whiteouts, redirects, opacity). */
@@ -237,15 +241,9 @@ class Applier {
         let bufs = chunks;
         let left = e.size;
         while (left > 0) {
-          let { bytesWritten: n } = await fh.writev(bufs);
+          const { bytesWritten: n } = await fh.writev(bufs);
           left -= n;
-          const rest: Buffer[] = [];
-          for (const b of bufs) {
-            if (n >= b.length) { n -= b.length; continue; }
-            rest.push(n > 0 ? b.subarray(n) : b);
-            n = 0;
-          }
-          bufs = rest;
+          bufs = afterShortWrite(bufs, n);
         }
       } finally {
         await fh.close();
