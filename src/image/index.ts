@@ -16,6 +16,7 @@ import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions
 import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
 import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
 import { applyLayer } from './layer/index.ts';
+import { Snapshotter, chainIds } from './snapshot/index.ts';
 import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 
 export * from './oci/types.ts';
@@ -287,7 +288,7 @@ export class ImageService {
    * Untag: a `name:tag` removes that tag; a `name@digest` every tag of that name on that digest; an
    * image ID every tag on it. Blobs no longer used are then collected.
    */
-  async remove(input: string | string[]): Promise<{ untagged: string[]; gc: GcResult }> {
+  async remove(input: string | string[]): Promise<{ untagged: string[]; gc: GcResult & { snapshots: string[] } }> {
     const inputs = Array.isArray(input) ? input : [input];
     // Resolve every name first: one unknown name removes nothing.
     const names = [...new Set(inputs.flatMap((i) => this.refsFor(i)))];
@@ -332,9 +333,22 @@ export class ImageService {
     }
   }
 
-  async gc(opts: { dryRun?: boolean } = {}): Promise<GcResult> {
+  /**
+   * Sweep blobs no ref reaches, then (unless dry-run) unpacked layer snapshots that no tagged image
+   * and no prepared rootfs uses; a build re-unpacks what it needs.
+   */
+  async gc(opts: { dryRun?: boolean } = {}): Promise<GcResult & { snapshots: string[] }> {
     this.content.init();
-    return collectGarbage(this.content, this.refs, opts);
+    const result = await collectGarbage(this.content, this.refs, opts);
+    if (opts.dryRun || !existsSync(join(this.root, 'images', 'snapshots'))) return { ...result, snapshots: [] };
+    const keep: string[] = [];
+    for (const e of this.refs.list()) {
+      try {
+        const ids = chainIds((await this.resolve(e.ref)).config.rootfs.diff_ids);
+        if (ids.length) keep.push(ids[ids.length - 1]);
+      } catch { /* an unresolvable ref keeps nothing */ }
+    }
+    return { ...result, snapshots: new Snapshotter(join(this.root, 'images')).prune(keep) };
   }
 
   /** Is `d` an index (as opposed to a single-platform manifest)? */

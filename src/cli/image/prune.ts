@@ -15,7 +15,8 @@ export const prune: ImageCommand = {
     }
     const verb = r.dryRun ? 'Would delete' : 'Deleted';
     writeStdout(r.removed.map((b) => `${verb}: ${b.digest}\n`).join('') +
-      `${verb} ${r.removed.length} blobs and ${r.ingest.length} stale ingest files: ${humanSize(r.freedBytes)} ${r.dryRun ? 'to free' : 'freed'}\n`);
+      `${verb} ${r.removed.length} blobs and ${r.ingest.length} stale ingest files: ${humanSize(r.freedBytes)} ${r.dryRun ? 'to free' : 'freed'}` +
+      (r.dryRun ? '\n' : `; ${r.snapshots.length} unused layer snapshots removed\n`));
     return 0;
   },
 };
