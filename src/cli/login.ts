@@ -1,0 +1,62 @@
+/**
+ * `pier login HOST -u USER [-p PASS | --password-stdin]`: check the credentials against the
+ * registry's `/v2/` and store them in `$PIER_ROOT/auth.json` (mode 0600, docker's format).
+ */
+import { readFileSync } from 'node:fs';
+import { writeStderr, writeStdout } from '../common/log.ts';
+import { PierError, messageOf } from '../common/errors.ts';
+import { pierRoot } from '../image/index.ts';
+import { isLoopbackHost, login } from '../registry/index.ts';
+import { bool, parseFlags, str } from './args.ts';
+
+const USAGE = `usage: pier login [flags] HOST[:PORT]
+
+flags:
+  -u, --username USER    user name
+  -p, --password PASS    password (visible in the process list: prefer --password-stdin)
+  --password-stdin       read the password from stdin
+  --insecure             plain HTTP (loopback hosts always use plain HTTP)
+  --tls-verify=false     same as --insecure
+  --root DIR             state root (default $PIER_ROOT, else /var/lib/pier)
+`;
+
+export async function loginMain(argv: string[]): Promise<number> {
+  let debug = false;
+  let what = 'login';
+  try {
+    const p = parseFlags(argv, [
+      { name: 'username', short: 'u', value: true },
+      { name: 'password', short: 'p', value: true },
+      { name: 'password-stdin' },
+      { name: 'insecure' },
+      { name: 'tls-verify', value: true },
+      { name: 'root', value: true },
+      { name: 'debug' },
+      { name: 'help', short: 'h' },
+    ], { what: 'login' });
+    debug = bool(p, 'debug');
+    if (bool(p, 'help')) { writeStdout(USAGE); return 0; }
+    if (p.rest.length !== 1) throw new PierError('login: give one registry host (see pier login --help)');
+    const host = p.rest[0].replace(/^https?:\/\//, '').replace(/\/+$/, '');
+    what = `login ${host}`;
+    if (!/^[A-Za-z0-9.\-[\]:]+$/.test(host)) throw new PierError(`${JSON.stringify(p.rest[0])} is not a registry host`);
+    const username = str(p, 'username');
+    if (!username) throw new PierError('give a user name with -u');
+    let password = str(p, 'password');
+    if (bool(p, 'password-stdin')) {
+      if (password !== undefined) throw new PierError('give -p or --password-stdin, not both');
+      password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+    }
+    if (password === undefined) throw new PierError('give a password with -p or --password-stdin');
+    const tlsVerify = str(p, 'tls-verify');
+    if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('--tls-verify takes true or false');
+    const plainHttp = bool(p, 'insecure') || tlsVerify === 'false' || isLoopbackHost(host);
+    await login(str(p, 'root') ?? pierRoot(), host, { username, password }, { plainHttp });
+    writeStdout('Login Succeeded\n');
+    return 0;
+  } catch (err) {
+    writeStderr(`pier: ${what}: ${messageOf(err).split('\n')[0]}\n`);
+    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
+    return err instanceof PierError ? err.exitCode : 1;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * `pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG]`: pull an image into the local store, tagged
+ * under the name it was pulled by.
+ */
+import { isatty } from 'node:tty';
+import { writeStderr, writeStdout } from '../common/log.ts';
+import { PierError, messageOf } from '../common/errors.ts';
+import { ImageService } from '../image/index.ts';
+import { Progress, Puller, clientOptionsFor, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
+import { bool, parseFlags, str } from './args.ts';
+
+const USAGE = `usage: pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG]
+
+flags:
+  --insecure             plain HTTP (loopback hosts always use plain HTTP)
+  --tls-verify=false     same as --insecure
+  -q, --quiet            print only the pulled digest
+  --root DIR             state root (default $PIER_ROOT, else /var/lib/pier)
+`;
+
+export async function pullMain(argv: string[]): Promise<number> {
+  let debug = false;
+  let what = 'pull';
+  try {
+    const p = parseFlags(argv, [
+      { name: 'insecure' },
+      { name: 'tls-verify', value: true },
+      { name: 'quiet', short: 'q' },
+      { name: 'root', value: true },
+      { name: 'debug' },
+      { name: 'help', short: 'h' },
+    ], { what: 'pull' });
+    debug = bool(p, 'debug');
+    if (bool(p, 'help')) { writeStdout(USAGE); return 0; }
+    if (p.rest.length !== 1) throw new PierError('pull: give one image reference (see pier pull --help)');
+    const src = parseRemoteReference(p.rest[0]);
+    what = `pull ${formatRemoteReference(src)}`;
+    const tlsVerify = str(p, 'tls-verify');
+    if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('pull: --tls-verify takes true or false');
+    const svc = new ImageService({ root: str(p, 'root') });
+    const quiet = bool(p, 'quiet');
+    const puller = new Puller(svc, src, {
+      ...clientOptionsFor(svc.root, src.host, { insecure: bool(p, 'insecure') || tlsVerify === 'false' }),
+      progress: new Progress({ tty: isatty(1), quiet }),
+    });
+    const r = await puller.pull();
+    writeStdout(quiet ? `${r.digest}\n` : `${r.ref}: digest: ${r.digest}\n`);
+    return 0;
+  } catch (err) {
+    writeStderr(`pier: ${what}: ${messageOf(err).split('\n')[0]}\n`);
+    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
+    return err instanceof PierError ? err.exitCode : 1;
+  }
+}

@@ -1,0 +1,13 @@
+/** Log in: check the credentials against `/v2/` of the registry, then store them. */
+import { AuthStore, type Credentials } from './auth-store.ts';
+import { RegistryClient } from './client.ts';
+
+export async function login(root: string, host: string, creds: Credentials, opts: { plainHttp: boolean }): Promise<void> {
+  const client = new RegistryClient(host, { plainHttp: opts.plainHttp, credentials: creds });
+  try {
+    await client.ping();
+  } finally {
+    client.close();
+  }
+  new AuthStore(root).set(host, creds);
+}

@@ -1,0 +1,118 @@
+/**
+ * Pull an image from a registry into the local store: GET the manifest (OCI and Docker types
+ * accepted), pick this host's platform from an index, fetch config and layers in parallel straight
+ * into the ContentStore with their expected digest and size (it verifies), skip blobs already
+ * present, then tag `host/repository:tag` locally.
+ */
+import { Transform } from 'node:stream';
+import { PierError } from '../../common/errors.ts';
+import { ImageService, manifestKind, parseIndex, parseManifest, type Descriptor, type Platform, type Lease } from '../../image/index.ts';
+import { RegistryClient, type ClientOptions } from './client.ts';
+import { BlobSources } from './blob-sources.ts';
+import { Progress } from './progress.ts';
+import { mapLimit } from './limit.ts';
+import { formatRemoteReference, type RemoteReference } from './reference.ts';
+
+export interface PullOptions extends ClientOptions {
+  concurrency?: number;
+  progress?: Progress;
+}
+
+export interface PullResult {
+  /** the local name it is tagged under */
+  ref: string;
+  /** digest of the manifest tagged locally (the platform's manifest when the tag is an index) */
+  digest: string;
+  blobs: { digest: string; size: number; action: 'exists' | 'pulled' }[];
+}
+
+function platformMatches(p: Platform | undefined, want: Platform): boolean {
+  if (!p || p.os !== want.os || p.architecture !== want.architecture) return false;
+  return !want.variant || !p.variant || p.variant === want.variant;
+}
+
+export class Puller {
+  readonly svc: ImageService;
+  readonly src: RemoteReference;
+  readonly client: RegistryClient;
+  private readonly opts: PullOptions;
+  private readonly progress: Progress;
+
+  constructor(svc: ImageService, src: RemoteReference, opts: PullOptions) {
+    this.svc = svc;
+    this.src = src;
+    this.opts = opts;
+    this.client = new RegistryClient(src.host, opts);
+    this.progress = opts.progress ?? new Progress({ quiet: true });
+  }
+
+  async pull(): Promise<PullResult> {
+    try {
+      return await this.pullImage();
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private async pullImage(): Promise<PullResult> {
+    const { repository: repo, tag, digest } = this.src;
+    if (tag === undefined) throw new PierError(`pulling by digest alone is not supported: give a tag too (${formatRemoteReference({ ...this.src, tag: 'TAG' })})`);
+    let m = await this.client.getManifest(repo, digest ?? tag);
+    for (let depth = 0; manifestKind(m.bytes, m.mediaType, `manifest ${m.digest}`) === 'index'; depth++) {
+      if (depth >= 8) throw new PierError(`image index nesting deeper than 8`);
+      const idx = parseIndex(m.bytes, m.mediaType, `index ${m.digest}`);
+      const want = this.svc.platform;
+      const child = idx.manifests.find((c) => platformMatches(c.platform, want)) ??
+        (idx.manifests.length === 1 && !idx.manifests[0].platform ? idx.manifests[0] : undefined);
+      if (!child) throw new PierError(`${formatRemoteReference(this.src)} has no manifest for ${want.os}/${want.architecture}`);
+      m = await this.client.getManifest(repo, child.digest);
+    }
+    const manifest = parseManifest(m.bytes, m.mediaType, `manifest ${m.digest}`);
+    const content = this.svc.content;
+    content.init();
+    const lease = content.newLease();
+    const blobs: PullResult['blobs'] = [];
+    const sources = new BlobSources(this.svc.root);
+    try {
+      const all = [manifest.config, ...manifest.layers].filter((b) => !b.urls?.length);
+      const unique = [...new Map(all.map((b) => [b.digest, b])).values()];
+      await mapLimit(unique, this.opts.concurrency ?? 4, async (b) => {
+        lease.add(b.digest);
+        sources.add(this.src.host, repo, b.digest);
+        if (content.has(b.digest)) {
+          blobs.push({ digest: b.digest, size: b.size, action: 'exists' });
+          this.progress.finish(b.digest, 'exists', b.size);
+          return;
+        }
+        await this.fetchBlob(b, lease);
+        blobs.push({ digest: b.digest, size: b.size, action: 'pulled' });
+        this.progress.finish(b.digest, 'pulled', b.size);
+      });
+      lease.add(m.digest);
+      await content.write(m.bytes, { digest: m.digest, size: m.bytes.length }, lease);
+      const ref = `${this.src.host}/${repo}:${tag}`;
+      const descriptor: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+      await this.svc.refs.set(ref, descriptor);
+      return { ref, digest: m.digest, blobs };
+    } finally {
+      lease.release();
+      sources.save();
+    }
+  }
+
+  private async fetchBlob(b: Descriptor, lease: Lease): Promise<void> {
+    const stream = await this.client.getBlob(this.src.repository, b.digest);
+    let done = 0;
+    const counter = new Transform({
+      transform: (c: Buffer, _enc, cb) => { done += c.length; this.progress.update(b.digest, done); cb(null, c); },
+    });
+    stream.on('error', (err) => counter.destroy(err));
+    this.progress.start(b.digest, b.size, 'pulling');
+    try {
+      await this.svc.content.write(stream.pipe(counter), { digest: b.digest, size: b.size }, lease);
+    } catch (err) {
+      stream.destroy();
+      throw err instanceof PierError ? new PierError(`blob ${b.digest}: ${err.message}`) : err;
+    }
+  }
+}

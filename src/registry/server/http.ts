@@ -1,0 +1,268 @@
+/**
+ * The distribution-spec v1.1 HTTP API on `node:http`: a small router over `RegistryStore`.
+ * Every answer carries `Docker-Distribution-API-Version: registry/2.0`; errors are the spec's JSON.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { messageOf } from '../../common/errors.ts';
+import { RegistryError } from './errors.ts';
+import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState } from './store.ts';
+import { isValidTag } from '../../image/index.ts';
+
+const ROUTE = /^\/v2\/(.+?)\/(blobs\/uploads\/([^/]*)|blobs\/([^/]+)|manifests\/([^/]+)|tags\/list|referrers\/([^/]+))$/;
+const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
+
+function uploadLocation(name: string, id: string): string {
+  return `/v2/${name}/blobs/uploads/${id}`;
+}
+
+/** `Range: 0-<last byte>`; distribution answers `0-0` for an empty session, and so do we. */
+function rangeHeader(offset: number): string {
+  return `0-${Math.max(0, offset - 1)}`;
+}
+
+function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body?: string | Buffer): void {
+  const h: Record<string, string | number> = { 'Docker-Distribution-API-Version': 'registry/2.0', ...headers };
+  if (body !== undefined && h['Content-Length'] === undefined) h['Content-Length'] = Buffer.byteLength(body);
+  if (body === undefined && h['Content-Length'] === undefined) h['Content-Length'] = 0;
+  res.writeHead(status, h);
+  res.end(body);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > limit) throw new RegistryError('SIZE_INVALID', 413, { message: `manifest is ${declared} bytes; the limit is ${limit}` });
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > limit) throw new RegistryError('SIZE_INVALID', 413, { message: `manifest exceeds the limit of ${limit} bytes` });
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Content-Range `<start>-<end>` (inclusive), as the spec's PATCH uses it. */
+function parseContentRange(v: string | undefined): { start: number; end: number } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(v.trim());
+  if (!m) throw new RegistryError('BLOB_UPLOAD_INVALID', 400, { message: `invalid Content-Range ${JSON.stringify(v)}` });
+  const start = Number(m[1]), end = Number(m[2]);
+  if (end < start) throw new RegistryError('BLOB_UPLOAD_INVALID', 400, { message: `invalid Content-Range ${JSON.stringify(v)}` });
+  return { start, end };
+}
+
+export function createHandler(store: RegistryStore): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(store, req, res).catch((err: unknown) => {
+      const e = err instanceof RegistryError ? err : new RegistryError('UNSUPPORTED', 500, { message: `internal error: ${messageOf(err)}` });
+      if (!req.complete) req.resume();
+      if (res.headersSent) { res.destroy(); return; }
+      const body = req.method === 'HEAD' ? undefined : e.body();
+      send(res, e.status, { 'Content-Type': 'application/json', ...e.headers, ...(body === undefined ? { 'Content-Length': Buffer.byteLength(e.body()) } : {}) }, body);
+    });
+  };
+}
+
+async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://registry.invalid');
+  const method = req.method ?? 'GET';
+  const path = url.pathname;
+  if (path === '/v2/' || path === '/v2') {
+    if (method !== 'GET' && method !== 'HEAD') throw new RegistryError('UNSUPPORTED', 405, { message: `${method} ${path} is not supported` });
+    const body = '{}';
+    send(res, 200, { 'Content-Type': 'application/json', 'Content-Length': body.length }, method === 'HEAD' ? undefined : body);
+    return;
+  }
+  const m = ROUTE.exec(path);
+  if (!m) throw new RegistryError('UNSUPPORTED', 404, { message: `no such endpoint: ${method} ${path}` });
+  const name = m[1];
+  checkName(name);
+  const q = url.searchParams;
+  if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q);
+  if (m[4] !== undefined) return blobs(store, req, res, name, m[4]);
+  if (m[5] !== undefined) return manifests(store, req, res, name, m[5]);
+  if (m[6] !== undefined) return referrers(store, req, res, name, m[6], q);
+  return tagsList(store, req, res, name, q);
+}
+
+function notAllowed(method: string, what: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', 405, { message: `${method} is not supported on ${what}` });
+}
+
+async function blobs(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, ref: string): Promise<void> {
+  const method = req.method ?? 'GET';
+  const { digest } = checkDigest(ref);
+  if (method === 'DELETE') {
+    if (!(await store.unlinkBlob(name, digest))) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
+    send(res, 202, {});
+    return;
+  }
+  if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'blobs');
+  const size = await store.blobStat(name, digest);
+  if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
+  const base = { 'Docker-Content-Digest': digest, 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes', ETag: `"${digest}"` };
+  let range: { start: number; end: number } | undefined;
+  const rh = req.headers.range;
+  if (rh) {
+    const r = /^bytes=(\d*)-(\d*)$/.exec(rh.trim());
+    if (r && (r[1] !== '' || r[2] !== '')) {
+      let start: number, end: number;
+      if (r[1] === '') { start = Math.max(0, size - Number(r[2])); end = size - 1; } else { start = Number(r[1]); end = r[2] === '' ? size - 1 : Math.min(Number(r[2]), size - 1); }
+      if (start >= size || end < start) {
+        throw new RegistryError('SIZE_INVALID', 416, { message: `range ${rh} is not satisfiable for ${size} bytes`, headers: { 'Content-Range': `bytes */${size}` } });
+      }
+      range = { start, end };
+    }
+  }
+  if (range) {
+    const len = range.end - range.start + 1;
+    res.writeHead(206, { 'Docker-Distribution-API-Version': 'registry/2.0', ...base, 'Content-Length': len, 'Content-Range': `bytes ${range.start}-${range.end}/${size}` });
+  } else {
+    res.writeHead(200, { 'Docker-Distribution-API-Version': 'registry/2.0', ...base, 'Content-Length': size });
+  }
+  if (method === 'HEAD' || size === 0) { res.end(); return; }
+  const src = store.blobReader(digest, range);
+  src.on('error', () => res.destroy());
+  src.pipe(res);
+}
+
+async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, id: string, q: URLSearchParams): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (id === '') {
+    if (method !== 'POST') throw notAllowed(method, 'the upload endpoint');
+    const mount = q.get('mount');
+    if (mount !== null) {
+      const { digest } = checkDigest(mount);
+      const from = q.get('from');
+      if (from !== null) checkName(from);
+      const size = await store.poolStat(digest);
+      const linked = from === null ? size !== undefined : (await store.blobStat(from, digest)) !== undefined;
+      if (size !== undefined && linked) {
+        req.resume();
+        await store.linkBlob(name, digest);
+        send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+        return;
+      }
+    }
+    const digestParam = q.get('digest');
+    if (digestParam !== null) checkDigest(digestParam);
+    const uuid = await store.createUpload(name);
+    if (digestParam !== null) {
+      await store.withLock(uuid, async () => {
+        const st = await store.getUpload(name, uuid);
+        await store.appendUpload(uuid, st, req);
+        const { digest } = checkDigest(digestParam);
+        await store.commitUpload(name, uuid, digest);
+        send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+      });
+      return;
+    }
+    let st = await store.getUpload(name, uuid);
+    if (Number(req.headers['content-length'] ?? '0') > 0) st = await store.appendUpload(uuid, st, req);
+    else req.resume();
+    send(res, 202, { Location: uploadLocation(name, uuid), Range: rangeHeader(st.offset), 'Docker-Upload-UUID': uuid });
+    return;
+  }
+  await store.withLock(id, async () => {
+    const st = await store.getUpload(name, id);
+    const loc = { Location: uploadLocation(name, id), 'Docker-Upload-UUID': id };
+    const outOfOrder = (s: UploadState) => new RegistryError('BLOB_UPLOAD_INVALID', 416, {
+      message: `chunk must start at offset ${s.offset}`, headers: { ...loc, Range: rangeHeader(s.offset) },
+    });
+    switch (method) {
+      case 'GET':
+        req.resume();
+        send(res, 204, { ...loc, Range: rangeHeader(st.offset) });
+        return;
+      case 'DELETE':
+        req.resume();
+        await store.deleteUpload(id);
+        send(res, 204, {});
+        return;
+      case 'PATCH': {
+        const cr = parseContentRange(req.headers['content-range']);
+        if (cr && cr.start !== st.offset) throw outOfOrder(st);
+        const next = await store.appendUpload(id, st, req, cr ? cr.end - cr.start + 1 : undefined);
+        send(res, 202, { ...loc, Range: rangeHeader(next.offset) });
+        return;
+      }
+      case 'PUT': {
+        const digestParam = q.get('digest');
+        const { digest } = checkDigest(digestParam);
+        const cr = parseContentRange(req.headers['content-range']);
+        if (cr && cr.start !== st.offset) throw outOfOrder(st);
+        if (Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding']) await store.appendUpload(id, st, req, cr ? cr.end - cr.start + 1 : undefined);
+        else req.resume();
+        await store.commitUpload(name, id, digest);
+        send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+        return;
+      }
+      default:
+        throw notAllowed(method, 'an upload session');
+    }
+  });
+}
+
+async function manifests(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, ref: string): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (ref.includes(':')) checkDigest(ref);
+  else if (!isValidTag(ref)) throw new RegistryError('MANIFEST_INVALID', 400, { message: `invalid reference ${JSON.stringify(ref)}: not a tag or a digest`, detail: { reference: ref } });
+  if (method === 'PUT') {
+    const body = await readBody(req, MAX_MANIFEST);
+    const { digest, subject } = await store.putManifest(name, ref, req.headers['content-type'] ?? '', body);
+    const h: Record<string, string> = { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
+    if (subject) h['OCI-Subject'] = subject;
+    send(res, 201, h);
+    return;
+  }
+  if (method === 'DELETE') {
+    req.resume();
+    if (!(await store.deleteManifest(name, ref))) throw new RegistryError('MANIFEST_UNKNOWN', 404, { detail: ref.includes(':') ? { Digest: ref } : { Tag: ref } });
+    send(res, 202, {});
+    return;
+  }
+  if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'manifests');
+  const rec = await store.resolveManifest(name, ref);
+  if (!rec) throw new RegistryError(await store.repoExists(name) ? 'MANIFEST_UNKNOWN' : 'NAME_UNKNOWN', 404, { detail: ref.includes(':') ? { Digest: ref } : { Tag: ref } });
+  const headers = { 'Content-Type': rec.mediaType, 'Docker-Content-Digest': rec.digest, ETag: `"${rec.digest}"`, 'Content-Length': rec.size };
+  if (method === 'HEAD') { send(res, 200, headers); return; }
+  const bytes = await store.readBlob(rec.digest);
+  if (!bytes) throw new RegistryError('MANIFEST_UNKNOWN', 404, { detail: { Digest: rec.digest } });
+  send(res, 200, headers, bytes);
+}
+
+async function tagsList(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, q: URLSearchParams): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'the tag list');
+  if (!(await store.repoExists(name))) throw new RegistryError('NAME_UNKNOWN', 404, { detail: { name } });
+  let tags = await store.tags(name);
+  const last = q.get('last');
+  if (last !== null) tags = tags.filter((t) => t > last);
+  const nRaw = q.get('n');
+  const h: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (nRaw !== null) {
+    if (!/^\d+$/.test(nRaw)) throw new RegistryError('UNSUPPORTED', 400, { message: `n must be a non-negative integer, not ${JSON.stringify(nRaw)}` });
+    const n = Number(nRaw);
+    if (tags.length > n && n > 0) {
+      tags = tags.slice(0, n);
+      h.Link = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1])}>; rel="next"`;
+    } else tags = tags.slice(0, n);
+  }
+  const body = JSON.stringify({ name, tags });
+  send(res, 200, { ...h, 'Content-Length': Buffer.byteLength(body) }, method === 'HEAD' ? undefined : body);
+}
+
+async function referrers(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, ref: string, q: URLSearchParams): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'referrers');
+  const { digest } = checkDigest(ref);
+  let list = await store.referrers(name, digest);
+  const h: Record<string, string> = { 'Content-Type': INDEX_TYPE };
+  const filter = q.get('artifactType');
+  if (filter !== null) {
+    list = list.filter((d) => d.artifactType === filter);
+    h['OCI-Filters-Applied'] = 'artifactType';
+  }
+  const body = JSON.stringify({ schemaVersion: 2, mediaType: INDEX_TYPE, manifests: list });
+  send(res, 200, { ...h, 'Content-Length': Buffer.byteLength(body) }, method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,335 @@
+/**
+ * The registry's content model over a `StorageDriver`: a shared blob pool plus per-repository links.
+ *
+ *   blobs/<alg>/<hex>                                    blob bytes (manifests too, exact bytes)
+ *   repositories/<name>/_layers/<alg>/<hex>              link: the blob belongs to the repository
+ *   repositories/<name>/_manifests/revisions/<alg>/<hex> link: {"mediaType","size"} of a manifest
+ *   repositories/<name>/_manifests/tags/<tag>            the digest the tag names
+ *   repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  descriptor of a manifest whose subject is <alg>:<hex>
+ *   _uploads/<uuid>/{data,state.json}                    an upload session
+ *
+ * Repository name components start with [a-z0-9], so `_…` names never collide with a repository.
+ * A blob is only ever written to the pool by an atomic rename after its digest was verified.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { parseDigest, newHash, digestOf, type DigestAlgorithm } from '../../common/digest.ts';
+import { messageOf } from '../../common/errors.ts';
+import { parseIndex, parseManifest, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, isValidTag, type Descriptor } from '../../image/index.ts';
+import { RegistryError } from './errors.ts';
+import type { StorageDriver } from './storage.ts';
+
+export const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+export const MAX_NAME = 255;
+export const MAX_MANIFEST = 4 * 1024 * 1024;
+
+export interface UploadState {
+  repo: string;
+  /** bytes acknowledged to the client; data beyond this (an interrupted chunk) is cut off */
+  offset: number;
+  startedAt: string;
+}
+
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export function checkName(name: string): void {
+  if (name.length > MAX_NAME || !NAME_RE.test(name)) {
+    throw new RegistryError('NAME_INVALID', 400, { message: `invalid repository name ${JSON.stringify(name)}`, detail: { name } });
+  }
+}
+
+export function checkDigest(d: string | null | undefined): { algorithm: DigestAlgorithm; hex: string; digest: string } {
+  if (!d) throw new RegistryError('DIGEST_INVALID', 400, { message: 'a digest is required' });
+  try {
+    const p = parseDigest(d);
+    return { ...p, digest: d };
+  } catch (err) {
+    throw new RegistryError('DIGEST_INVALID', 400, { message: messageOf(err), detail: { digest: d } });
+  }
+}
+
+const blobKey = (digest: string) => { const { algorithm, hex } = parseDigest(digest); return join('blobs', algorithm, hex); };
+const repoKey = (name: string, ...rest: string[]) => join('repositories', name, ...rest);
+const linkPath = (digest: string) => { const { algorithm, hex } = parseDigest(digest); return join(algorithm, hex); };
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class RegistryStore {
+  readonly driver: StorageDriver;
+  private locks = new Map<string, Promise<unknown>>();
+
+  constructor(driver: StorageDriver) {
+    this.driver = driver;
+  }
+
+  /** Run fn with the upload session (or other key) locked against concurrent requests. */
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(key, tail);
+    try { return await run; } finally {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    }
+  }
+
+  async repoExists(name: string): Promise<boolean> {
+    return (await this.driver.stat(repoKey(name)))?.isDir === true;
+  }
+
+  // ---- blobs ----
+
+  async poolStat(digest: string): Promise<number | undefined> {
+    return (await this.driver.stat(blobKey(digest)))?.size;
+  }
+
+  /** Size of a blob in a repository (linked as a layer or a manifest), or undefined. */
+  async blobStat(name: string, digest: string): Promise<number | undefined> {
+    const linked = (await this.driver.stat(repoKey(name, '_layers', linkPath(digest)))) ?? (await this.driver.stat(repoKey(name, '_manifests', 'revisions', linkPath(digest))));
+    if (!linked) return undefined;
+    return this.poolStat(digest);
+  }
+
+  blobReader(digest: string, range?: { start: number; end: number }) {
+    return this.driver.reader(blobKey(digest), range);
+  }
+
+  async linkBlob(name: string, digest: string): Promise<void> {
+    await this.driver.putFile(repoKey(name, '_layers', linkPath(digest)), digest);
+  }
+
+  async unlinkBlob(name: string, digest: string): Promise<boolean> {
+    const k = repoKey(name, '_layers', linkPath(digest));
+    if (!(await this.driver.stat(k))) return false;
+    await this.driver.delete(k);
+    return true;
+  }
+
+  // ---- uploads ----
+
+  async createUpload(repo: string): Promise<string> {
+    const id = randomUUID();
+    const state: UploadState = { repo, offset: 0, startedAt: new Date().toISOString() };
+    await this.driver.putFile(join('_uploads', id, 'data'), new Uint8Array());
+    await this.driver.putFile(join('_uploads', id, 'state.json'), JSON.stringify(state));
+    return id;
+  }
+
+  /** The session's state, with any bytes past the acknowledged offset cut off (after a crash). */
+  async getUpload(repo: string, id: string): Promise<UploadState> {
+    const unknown = () => new RegistryError('BLOB_UPLOAD_UNKNOWN', 404, { detail: { uuid: id } });
+    if (!UUID_RE.test(id)) throw unknown();
+    const raw = await this.driver.read(join('_uploads', id, 'state.json'));
+    if (!raw) throw unknown();
+    let state: UploadState;
+    try { state = JSON.parse(raw.toString('utf8')) as UploadState; } catch { throw unknown(); }
+    if (state.repo !== repo) throw unknown();
+    const data = await this.driver.stat(join('_uploads', id, 'data'));
+    if (!data) throw unknown();
+    if (data.size > state.offset) await this.cutData(id, state.offset);
+    else if (data.size < state.offset) {
+      state.offset = data.size;
+      await this.saveUpload(id, state);
+    }
+    return state;
+  }
+
+  private async cutData(id: string, offset: number): Promise<void> {
+    await this.driver.truncate(join('_uploads', id, 'data'), offset);
+  }
+
+  async saveUpload(id: string, state: UploadState): Promise<void> {
+    await this.driver.putFile(join('_uploads', id, 'state.json'), JSON.stringify(state));
+  }
+
+  /** Append a request body at the session's offset; on a failed write the data is cut back. */
+  async appendUpload(id: string, state: UploadState, body: AsyncIterable<Uint8Array>, expect?: number): Promise<UploadState> {
+    let n: number;
+    try {
+      n = await this.driver.append(join('_uploads', id, 'data'), body);
+    } catch (err) {
+      await this.cutData(id, state.offset);
+      throw err;
+    }
+    if (expect !== undefined && n !== expect) {
+      await this.cutData(id, state.offset);
+      throw new RegistryError('SIZE_INVALID', 400, { message: `chunk has ${n} bytes, Content-Range says ${expect}` });
+    }
+    const next = { ...state, offset: state.offset + n };
+    await this.saveUpload(id, next);
+    return next;
+  }
+
+  /** Verify the session's data against digest; on success move it into the pool and link it. */
+  async commitUpload(repo: string, id: string, digest: string): Promise<number> {
+    const { algorithm } = checkDigest(digest);
+    const dataKey = join('_uploads', id, 'data');
+    const h = newHash(algorithm);
+    let size = 0;
+    for await (const chunk of this.driver.reader(dataKey) as AsyncIterable<Buffer>) {
+      h.update(chunk);
+      size += chunk.length;
+    }
+    const actual = `${algorithm}:${h.digest('hex')}`;
+    if (actual !== digest) {
+      await this.deleteUpload(id);
+      throw new RegistryError('DIGEST_INVALID', 400, { message: `provided digest ${digest} does not match uploaded content (${actual})`, detail: { digest } });
+    }
+    if ((await this.poolStat(digest)) === undefined) await this.driver.moveIn(dataKey, blobKey(digest));
+    await this.linkBlob(repo, digest);
+    await this.deleteUpload(id);
+    return size;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.driver.delete(join('_uploads', id));
+  }
+
+  /** Store bytes whose digest is known-correct (computed here) in the pool. */
+  private async putBlobBytes(digest: string, data: Uint8Array): Promise<void> {
+    if ((await this.poolStat(digest)) !== undefined) return;
+    const tmp = join('_uploads', `put-${randomUUID()}`);
+    await this.driver.putFile(tmp, data);
+    try { await this.driver.moveIn(tmp, blobKey(digest)); } finally { await this.driver.delete(tmp); }
+  }
+
+  // ---- manifests ----
+
+  async resolveManifest(name: string, ref: string): Promise<ManifestRecord | undefined> {
+    let digest = ref;
+    if (!ref.includes(':')) {
+      const t = await this.driver.read(repoKey(name, '_manifests', 'tags', ref));
+      if (!t) return undefined;
+      digest = t.toString('utf8').trim();
+    }
+    const link = await this.driver.read(repoKey(name, '_manifests', 'revisions', linkPath(digest)));
+    if (!link) return undefined;
+    const meta = JSON.parse(link.toString('utf8')) as { mediaType: string; size: number };
+    if ((await this.poolStat(digest)) === undefined) return undefined;
+    return { digest, mediaType: meta.mediaType, size: meta.size };
+  }
+
+  async readBlob(digest: string): Promise<Buffer | undefined> {
+    return this.driver.read(blobKey(digest));
+  }
+
+  /**
+   * Validate and store a manifest exactly as received. Returns its digest and the subject digest
+   * when it has one (for `OCI-Subject`).
+   */
+  async putManifest(name: string, ref: string, contentType: string, body: Buffer): Promise<{ digest: string; subject?: string }> {
+    const isDigestRef = ref.includes(':');
+    let algorithm: DigestAlgorithm = 'sha256';
+    if (isDigestRef) algorithm = checkDigest(ref).algorithm;
+    else if (!isValidTag(ref)) throw new RegistryError('MANIFEST_INVALID', 400, { message: `invalid tag ${JSON.stringify(ref)}`, detail: { tag: ref } });
+    const digest = digestOf(body, algorithm);
+    if (isDigestRef && digest !== ref) {
+      throw new RegistryError('DIGEST_INVALID', 400, { message: `manifest digest ${digest} does not match ${ref}`, detail: { digest: ref } });
+    }
+    const mediaType = contentType.split(';')[0].trim();
+    let parsed: unknown;
+    try { parsed = JSON.parse(body.toString('utf8')); } catch (err) {
+      throw new RegistryError('MANIFEST_INVALID', 400, { message: `manifest is not JSON: ${messageOf(err)}` });
+    }
+    const mt = mediaType || (parsed && typeof parsed === 'object' && typeof (parsed as { mediaType?: unknown }).mediaType === 'string' ? (parsed as { mediaType: string }).mediaType : '');
+    let refs: Descriptor[];
+    let subject: Descriptor | undefined;
+    let artifactType: string | undefined;
+    let annotations: Record<string, string> | undefined;
+    try {
+      if (MANIFEST_MEDIA_TYPES.includes(mt)) {
+        const m = parseManifest(body, mt);
+        refs = [m.config, ...m.layers];
+        subject = m.subject;
+        artifactType = m.artifactType ?? m.config.mediaType;
+        annotations = m.annotations;
+      } else if (INDEX_MEDIA_TYPES.includes(mt)) {
+        const ix = parseIndex(body, mt);
+        refs = ix.manifests;
+        subject = ix.subject;
+        artifactType = ix.artifactType;
+        annotations = ix.annotations;
+      } else {
+        throw new RegistryError('MANIFEST_INVALID', 400, { message: `unsupported manifest media type ${JSON.stringify(mt)}`, detail: { mediaType: mt } });
+      }
+    } catch (err) {
+      if (err instanceof RegistryError) throw err;
+      throw new RegistryError('MANIFEST_INVALID', 400, { message: messageOf(err) });
+    }
+    for (const d of refs) {
+      const isManifest = INDEX_MEDIA_TYPES.includes(mt);
+      const ok = isManifest ? await this.resolveManifest(name, d.digest) : await this.blobStat(name, d.digest) !== undefined ? true : undefined;
+      if (!ok && !(d.data !== undefined)) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 400, { message: `manifest references ${d.digest}, which is not in repository ${name}`, detail: { digest: d.digest } });
+      }
+    }
+    await this.putBlobBytes(digest, body);
+    await this.driver.putFile(repoKey(name, '_manifests', 'revisions', linkPath(digest)), JSON.stringify({ mediaType: mt, size: body.length, subject: subject?.digest }));
+    if (subject) {
+      const desc: Descriptor = { mediaType: mt, digest, size: body.length };
+      if (artifactType) desc.artifactType = artifactType;
+      if (annotations) desc.annotations = annotations;
+      const s = parseDigest(subject.digest);
+      const m = parseDigest(digest);
+      await this.driver.putFile(repoKey(name, '_referrers', s.algorithm, s.hex, `${m.algorithm}-${m.hex}`), JSON.stringify(desc));
+    }
+    if (!isDigestRef) await this.driver.putFile(repoKey(name, '_manifests', 'tags', ref), digest);
+    return { digest, subject: subject?.digest };
+  }
+
+  /** Delete by tag (the tag only) or by digest (the revision, every tag naming it, its referrer entry). */
+  async deleteManifest(name: string, ref: string): Promise<boolean> {
+    if (!ref.includes(':')) {
+      const k = repoKey(name, '_manifests', 'tags', ref);
+      if (!(await this.driver.stat(k))) return false;
+      await this.driver.delete(k);
+      return true;
+    }
+    const revKey = repoKey(name, '_manifests', 'revisions', linkPath(ref));
+    const link = await this.driver.read(revKey);
+    if (!link) return false;
+    const meta = JSON.parse(link.toString('utf8')) as { subject?: string };
+    for (const tag of await this.tags(name)) {
+      const t = await this.driver.read(repoKey(name, '_manifests', 'tags', tag));
+      if (t && t.toString('utf8').trim() === ref) await this.driver.delete(repoKey(name, '_manifests', 'tags', tag));
+    }
+    if (meta.subject) {
+      const s = parseDigest(meta.subject);
+      const m = parseDigest(ref);
+      await this.driver.delete(repoKey(name, '_referrers', s.algorithm, s.hex, `${m.algorithm}-${m.hex}`));
+    }
+    await this.driver.delete(revKey);
+    return true;
+  }
+
+  async tags(name: string): Promise<string[]> {
+    return (await this.driver.list(repoKey(name, '_manifests', 'tags'))).filter((t) => isValidTag(t)).sort();
+  }
+
+  async referrers(name: string, digest: string): Promise<Descriptor[]> {
+    const s = parseDigest(digest);
+    const dir = repoKey(name, '_referrers', s.algorithm, s.hex);
+    const out: Descriptor[] = [];
+    for (const f of (await this.driver.list(dir)).sort()) {
+      const raw = await this.driver.read(join(dir, f));
+      if (!raw) continue;
+      const desc = JSON.parse(raw.toString('utf8')) as Descriptor;
+      if (await this.resolveManifest(name, desc.digest)) out.push(desc);
+    }
+    // a client that saw no OCI-Subject (another registry, before a copy) keeps an index under the
+    // fallback tag `<alg>-<hex>`; its entries count as referrers too
+    const fallback = await this.resolveManifest(name, `${s.algorithm}-${s.hex.slice(0, 64)}`);
+    if (fallback && INDEX_MEDIA_TYPES.includes(fallback.mediaType)) {
+      const raw = await this.readBlob(fallback.digest);
+      try {
+        const ix = parseIndex(raw ?? '', fallback.mediaType);
+        for (const d of ix.manifests) if (!out.some((o) => o.digest === d.digest)) out.push(d);
+      } catch { /* not a readable index: no fallback entries */ }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * pier's registry client against Debian's docker-registry 2.8.2 on loopback: push, pull into a
+ * fresh root, skip present blobs, cross-repository mount, chunked upload with resume, errors.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TOP } from '../helpers/pier.ts';
+import { startProxy, startRegistry, type Proxy, type Registry } from '../helpers/registry.ts';
+import { ImageService } from '../../src/image/index.ts';
+import { Pusher, Puller, RegistryClient, parseRemoteReference, Progress } from '../../src/registry/client/index.ts';
+import { digestOf } from '../../src/common/digest.ts';
+import { MEDIA_TYPES } from '../../src/image/index.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'pier-regclient-'));
+const rootA = join(tmp, 'a');
+const rootB = join(tmp, 'b');
+let reg: Registry;
+let proxy: Proxy;
+let imageDigest = '';
+
+/** Run the CLI without blocking the event loop: the proxy in this process must keep serving. */
+function pier(root: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    let stdout = '', stderr = '';
+    c.stdout.on('data', (d: Buffer) => { stdout += d; });
+    c.stderr.on('data', (d: Buffer) => { stderr += d; });
+    c.on('error', reject);
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+const uploads = () => proxy.seen.filter((s) => (s.method === 'PUT' || s.method === 'PATCH') && s.path.includes('/blobs/uploads/'));
+const mounts = () => proxy.seen.filter((s) => s.method === 'POST' && s.query.includes('mount='));
+
+before(async () => {
+  reg = await startRegistry(join(tmp, 'registry'));
+  proxy = await startProxy(reg.host);
+  const img = await new ImageService({ root: rootA }).bootstrap('busybox');
+  imageDigest = img.descriptor.digest;
+});
+
+after(async () => {
+  await proxy?.stop();
+  await reg?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('push, then pull into a fresh root: same manifest digest, and the pulled image unpacks', async () => {
+  const dest = `${proxy.host}/library/busybox:latest`;
+  const push = await pier(rootA, ['push', 'busybox:latest', dest]);
+  assert.equal(push.status, 0, push.stderr);
+  assert.match(push.stdout, /^[0-9a-f]{12}: pushed \d/m);
+  assert.match(push.stdout, new RegExp(`digest: ${imageDigest}`));
+  assert.equal(uploads().length, 2, 'config and one layer uploaded');
+
+  const pull = await pier(rootB, ['pull', dest]);
+  assert.equal(pull.status, 0, pull.stderr);
+  assert.match(pull.stdout, new RegExp(`${dest}: digest: ${imageDigest}`));
+  const inspect = JSON.parse((await pier(rootB, ['image', 'inspect', dest])).stdout);
+  const info = Array.isArray(inspect) ? inspect[0] : inspect;
+  assert.equal(JSON.stringify(info).includes(imageDigest), true);
+  const bundle = join(tmp, 'bundle');
+  const unpack = await pier(rootB, ['image', 'unpack', dest, bundle]);
+  assert.equal(unpack.status, 0, unpack.stderr);
+  assert.ok(existsSync(join(bundle, 'rootfs', 'bin', 'busybox')));
+  assert.ok(existsSync(join(bundle, 'config.json')));
+});
+
+test('a second push and a second pull skip every blob', async () => {
+  const before = uploads().length;
+  const push = await pier(rootA, ['push', 'busybox:latest', `${proxy.host}/library/busybox:latest`]);
+  assert.equal(push.status, 0, push.stderr);
+  assert.equal(uploads().length, before, 'nothing uploaded');
+  assert.doesNotMatch(push.stdout, /pushed/);
+  assert.equal(push.stdout.match(/: exists /g)?.length, 2);
+  const blobGets = () => proxy.seen.filter((s) => s.method === 'GET' && s.path.includes('/blobs/')).length;
+  const gets = blobGets();
+  const pull = await pier(rootB, ['pull', `${proxy.host}/library/busybox:latest`]);
+  assert.equal(pull.status, 0, pull.stderr);
+  assert.equal(blobGets(), gets, 'no blob fetched');
+});
+
+test('pushing to another repository of the same registry mounts the blobs', async () => {
+  const before = uploads().length;
+  const m0 = mounts().length;
+  const push = await pier(rootA, ['push', 'busybox:latest', `${proxy.host}/team/copy:v1`]);
+  assert.equal(push.status, 0, push.stderr);
+  assert.equal(uploads().length, before, 'no upload');
+  assert.equal(mounts().length - m0, 2, 'two mounts');
+  assert.equal(push.stdout.match(/mounted from library\/busybox/g)?.length, 2);
+  // The registry really has them in the new repository.
+  const pull = await pier(join(tmp, 'c'), ['pull', `${proxy.host}/team/copy:v1`]);
+  assert.equal(pull.status, 0, pull.stderr);
+});
+
+test('chunked push with a small chunk size resumes after a failed PATCH', async () => {
+  // A fresh root knows of no repository to mount from, so the layer is uploaded in chunks.
+  const root = join(tmp, 'd');
+  const svc = new ImageService({ root });
+  await svc.bootstrap('busybox');
+  let patches = 0;
+  proxy.fail = (req) => req.method === 'PATCH' && ++patches === 3;
+  const seen0 = proxy.seen.length;
+  try {
+    const r = await pier(root, ['push', '--chunk-size', '131072', 'busybox:latest', `${proxy.host}/chunked/bb:1`]);
+    assert.equal(r.status, 0, r.stderr);
+  } finally {
+    proxy.fail = undefined;
+  }
+  const mine = proxy.seen.slice(seen0);
+  const layerSize = JSON.parse(readFileSync(join(root, 'images', 'blobs', 'sha256', imageDigest.slice(7)), 'utf8')).layers[0].size as number;
+  const chunks = Math.ceil(layerSize / 131072);
+  assert.ok(chunks >= 3, `layer of ${layerSize} bytes gives ${chunks} chunks`);
+  assert.equal(mine.filter((s) => s.method === 'PATCH').length, chunks + 1, 'every chunk once, plus the failed one again');
+  assert.equal(mine.filter((s) => s.method === 'GET' && s.path.includes('/blobs/uploads/')).length, 1, 'one status query');
+  const pull = await pier(join(tmp, 'e'), ['pull', `${proxy.host}/chunked/bb:1`]);
+  assert.equal(pull.status, 0, pull.stderr);
+  assert.match(pull.stdout, new RegExp(imageDigest));
+});
+
+test('the API: Pusher and Puller report what they did', async () => {
+  const svc = new ImageService({ root: rootA });
+  const dest = parseRemoteReference(`${proxy.host}/api/bb:2`);
+  const pushed = await new Pusher(svc, dest, { plainHttp: true, progress: new Progress({ quiet: true }) }).push('busybox');
+  assert.equal(pushed.digest, imageDigest);
+  assert.deepEqual(pushed.blobs.map((b) => b.action).sort(), ['mounted', 'mounted']);
+  const pulled = await new Puller(new ImageService({ root: join(tmp, 'f') }), dest, { plainHttp: true }).pull();
+  assert.equal(pulled.digest, imageDigest);
+  assert.deepEqual(pulled.blobs.map((b) => b.action), ['pulled', 'pulled']);
+});
+
+test('errors: an unknown tag, an unknown local image, no registry in the name', async () => {
+  const root = join(tmp, 'g');
+  const r = await pier(root, ['pull', `${reg.host}/library/busybox:nope`]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^pier: pull 127\.0\.0\.1:\d+\/library\/busybox:nope: MANIFEST_UNKNOWN: manifest unknown[^\n]*\n$/);
+  assert.equal(existsSync(join(root, 'images', 'index.json')), false, 'nothing tagged');
+  const r2 = await pier(rootA, ['push', 'nope:1', `${reg.host}/x/y:1`]);
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /^pier: push [^:]+:\d+\/x\/y:1: image "nope:1" not found\n$/);
+  const r3 = await pier(rootA, ['push', 'busybox:latest']);
+  assert.equal(r3.status, 1);
+  assert.match(r3.stderr, /names no registry/);
+});
+
+test('an index: its children are pushed first; a pull picks this platform and tags its manifest', async () => {
+  const svc = new ImageService({ root: rootA });
+  const child = svc.refs.get('busybox:latest')!;
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex,
+    manifests: [{ mediaType: child.mediaType, digest: child.digest, size: child.size, platform: svc.platform }],
+  }));
+  const digest = digestOf(bytes);
+  await svc.content.write(bytes, { digest, size: bytes.length });
+  await svc.refs.set('multi:1', { mediaType: MEDIA_TYPES.ociIndex, digest, size: bytes.length });
+  const seen0 = proxy.seen.length;
+  const push = await pier(rootA, ['push', 'multi:1', `${proxy.host}/multi/bb:1`]);
+  assert.equal(push.status, 0, push.stderr);
+  assert.match(push.stdout, new RegExp(`digest: ${digest}`));
+  const puts = proxy.seen.slice(seen0).filter((x) => x.method === 'PUT' && x.path.includes('/manifests/')).map((x) => x.path.split('/').pop());
+  assert.deepEqual(puts, [child.digest, '1']);
+  const remote = await new RegistryClient(proxy.host, { plainHttp: true }).getManifest('multi/bb', '1');
+  assert.equal(remote.digest, digest, 'the index is stored with its exact bytes');
+  assert.equal(remote.mediaType, MEDIA_TYPES.ociIndex);
+  const root = join(tmp, 'h');
+  const pull = await pier(root, ['pull', `${proxy.host}/multi/bb:1`]);
+  assert.equal(pull.status, 0, pull.stderr);
+  assert.match(pull.stdout, new RegExp(`digest: ${child.digest}`));
+  const unpack = await pier(root, ['image', 'unpack', `${proxy.host}/multi/bb:1`, join(tmp, 'bundle-h')]);
+  assert.equal(unpack.status, 0, unpack.stderr);
+});
+
+test('a manifest naming a blob the registry lacks: the registry error code and message, one line', async () => {
+  const client = new RegistryClient(reg.host, { plainHttp: true });
+  const missing = digestOf('no such layer');
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest,
+    config: { mediaType: MEDIA_TYPES.ociConfig, digest: missing, size: 13 },
+    layers: [],
+  }));
+  await assert.rejects(client.putManifest('broken/x', '1', bytes, MEDIA_TYPES.ociManifest), (err: Error) => {
+    assert.match(err.message, /^(MANIFEST_BLOB_UNKNOWN|BLOB_UNKNOWN): [^\n]+$/);
+    return true;
+  });
+});
+
+test('a pull whose blob download fails leaves nothing tagged and no half-written blob', async () => {
+  const root = join(tmp, 'i');
+  proxy.fail = (req) => req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '');
+  try {
+    const r = await pier(root, ['pull', `${proxy.host}/library/busybox:latest`]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^pier: pull [^\n]*: UNKNOWN: injected failure[^\n]*\n$/);
+  } finally {
+    proxy.fail = undefined;
+  }
+  const refs = existsSync(join(root, 'images', 'index.json')) ? JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')).manifests : [];
+  assert.deepEqual(refs, []);
+  const ingest = join(root, 'images', 'ingest');
+  assert.deepEqual(existsSync(ingest) ? readdirSync(ingest) : [], []);
+});
