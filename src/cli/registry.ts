@@ -1,6 +1,7 @@
 /**
- * `pier registry …`: `serve --listen HOST:PORT --storage DIR` runs the distribution-spec registry
- * until SIGINT/SIGTERM; `gc [--dry-run] [--grace SECONDS] --storage DIR` collects unreferenced blobs.
+ * `pier registry …`: `serve --listen HOST:PORT --storage DIR [auth, TLS, log flags]` runs the
+ * distribution-spec registry until SIGINT/SIGTERM; `gc [--dry-run] [--grace SECONDS] --storage DIR`
+ * collects unreferenced blobs.
  */
 import { writeStderr, writeStdout } from '../common/log.ts';
 import { PierError, messageOf } from '../common/errors.ts';
@@ -10,20 +11,53 @@ import { bool, int, parseFlags, str } from './args.ts';
 const USAGE = `usage: pier registry <command> [flags]
 
 commands:
-  serve --listen HOST:PORT --storage DIR     serve the OCI distribution API (plain HTTP)
+  serve --listen HOST:PORT --storage DIR     serve the OCI distribution API
+      --htpasswd FILE                        users (bcrypt as htpasswd -B makes, or {SHA}); alone: Basic auth
+      --access FILE                          JSON {"USER"|"*"|"anonymous": {"REPO-GLOB": ["pull","push","delete"]}}
+      --token-issuer                         Docker token auth: serve GET /token, require its Bearer tokens
+      --token-key FILE                       PEM EC P-256 key signing tokens (default: generated at start)
+      --token-service NAME                   token audience / challenge service (default pier-registry)
+      --token-realm URL                      token realm in challenges (default: this server's /token)
+      --token-ttl SECONDS                    token lifetime (default 300, at least 60)
+      --tls-cert FILE --tls-key FILE         serve HTTPS
+      --access-log FILE|none                 one line per request (default: stderr)
+      --metrics-listen HOST:PORT             also serve /metrics there (the main port serves it to loopback only)
   gc [--dry-run] [--grace SECONDS] --storage DIR
                                              delete blobs no manifest references (blobs touched in
                                              the last --grace seconds, default 600, are kept)
 `;
 
 async function serve(argv: string[]): Promise<number> {
-  const p = parseFlags(argv, [{ name: 'listen', value: true }, { name: 'storage', value: true }], { what: 'registry serve' });
+  const p = parseFlags(argv, [
+    { name: 'listen', value: true }, { name: 'storage', value: true },
+    { name: 'htpasswd', value: true }, { name: 'access', value: true }, { name: 'token-issuer' }, { name: 'token-key', value: true },
+    { name: 'token-service', value: true }, { name: 'token-realm', value: true }, { name: 'token-ttl', value: true },
+    { name: 'tls-cert', value: true }, { name: 'tls-key', value: true },
+    { name: 'access-log', value: true }, { name: 'metrics-listen', value: true },
+  ], { what: 'registry serve' });
   const listen = str(p, 'listen') ?? '127.0.0.1:5000';
   const storage = str(p, 'storage');
   if (!storage) throw new PierError('registry serve: --storage is required');
   if (p.rest.length) throw new PierError(`registry serve: unexpected argument ${JSON.stringify(p.rest[0])}`);
-  const reg = await startRegistry({ listen, storage });
-  writeStdout(`pier registry listening on ${reg.url} (storage ${storage})\n`);
+  const tlsCert = str(p, 'tls-cert'), tlsKey = str(p, 'tls-key');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new PierError('registry serve: give both --tls-cert and --tls-key');
+  const ttl = int(p, 'token-ttl', 'registry serve');
+  const tokenIssuer = bool(p, 'token-issuer');
+  for (const f of ['token-key', 'token-service', 'token-realm', 'token-ttl']) {
+    if (p.flags.has(f) && !tokenIssuer) throw new PierError(`registry serve: --${f} needs --token-issuer`);
+  }
+  const realm = str(p, 'token-realm');
+  if (realm !== undefined && !/^https?:\/\/[^/]/.test(realm)) throw new PierError('registry serve: --token-realm must be an absolute http(s) URL');
+  const logTo = str(p, 'access-log');
+  const reg = await startRegistry({
+    listen, storage,
+    auth: { htpasswd: str(p, 'htpasswd'), access: str(p, 'access'), tokenIssuer, tokenKey: str(p, 'token-key'), service: str(p, 'token-service'), realm, tokenTtl: ttl },
+    tls: tlsCert && tlsKey ? { cert: tlsCert, key: tlsKey } : undefined,
+    accessLog: logTo === 'none' ? false : logTo ?? ((line: string) => writeStderr(line)),
+    metricsListen: str(p, 'metrics-listen'),
+  });
+  const mode = reg.gate ? (reg.gate.mode === 'token' ? `token auth, realm ${realm ?? `${reg.url}/token`}` : 'basic auth') : 'no auth';
+  writeStdout(`pier registry listening on ${reg.url} (storage ${storage}; ${mode}${reg.metricsUrl ? `; metrics on ${reg.metricsUrl}/metrics` : ''})\n`);
   await new Promise<void>((resolve) => {
     const stop = () => { void reg.close().then(resolve); };
     process.once('SIGINT', stop);

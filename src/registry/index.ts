@@ -5,3 +5,4 @@ export {
   type GcOptions, type RegistryGcResult,
 } from './server/index.ts';
 export * from './client/index.ts';
+export type { AuthOptions, TokenKey } from './server/index.ts';

@@ -30,7 +30,7 @@ before(async () => {
   const out = sh(process.execPath, [join(TOP, 'src/cli/pier.ts'), 'image', 'bootstrap', 'busybox'], env);
   manifestDigest = /\((sha256:[a-f0-9]{64})\)/.exec(out)![1];
   sh(process.execPath, [join(TOP, 'src/cli/pier.ts'), 'image', 'export', '--output', join(work, 'layout'), 'busybox'], env);
-  server = spawn(process.execPath, [join(TOP, 'src/cli/pier.ts'), 'registry', 'serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'storage')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  server = spawn(process.execPath, [join(TOP, 'src/cli/pier.ts'), 'registry', 'serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'storage'), '--access-log', 'none'], { stdio: ['ignore', 'pipe', 'inherit'] });
   host = await new Promise<string>((resolve, reject) => {
     let buf = '';
     server!.stdout!.on('data', (b: Buffer) => {

@@ -7,6 +7,8 @@ import { messageOf } from '../../common/errors.ts';
 import { RegistryError } from './errors.ts';
 import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState } from './store.ts';
 import { isValidTag } from '../../image/index.ts';
+import type { Gate } from './gate.ts';
+import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
 
 const ROUTE = /^\/v2\/(.+?)\/(blobs\/uploads\/([^/]*)|blobs\/([^/]+)|manifests\/([^/]+)|tags\/list|referrers\/([^/]+))$/;
 const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
@@ -51,15 +53,69 @@ function parseContentRange(v: string | undefined): { start: number; end: number 
   return { start, end };
 }
 
-export function createHandler(store: RegistryStore): (req: IncomingMessage, res: ServerResponse) => void {
+export interface HandlerOptions {
+  /** auth (none when absent) */
+  gate?: Gate;
+  metrics?: Metrics;
+  accessLog?: AccessLog;
+  /** served over TLS (for the token realm's scheme) */
+  secure?: boolean;
+  /** open upload sessions, for /metrics */
+  uploadsInProgress?: () => Promise<number>;
+  /** serve /metrics to loopback clients on this listener (default true) */
+  metricsOnLoopback?: boolean;
+}
+
+function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  const e = err instanceof RegistryError ? err : new RegistryError('UNSUPPORTED', 500, { message: `internal error: ${messageOf(err)}` });
+  if (!req.complete) req.resume();
+  if (res.headersSent) { res.destroy(); return; }
+  const body = req.method === 'HEAD' ? undefined : e.body();
+  send(res, e.status, { 'Content-Type': 'application/json', ...e.headers, ...(body === undefined ? { 'Content-Length': Buffer.byteLength(e.body()) } : {}) }, body);
+}
+
+/** `GET /metrics` in Prometheus text format. */
+export async function serveMetrics(req: IncomingMessage, res: ServerResponse, metrics: Metrics, uploads: (() => Promise<number>) | undefined): Promise<void> {
+  req.resume();
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw notAllowed(req.method ?? '', '/metrics');
+  const body = metrics.render(uploads ? await uploads() : 0);
+  send(res, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }, req.method === 'HEAD' ? undefined : body);
+}
+
+const STORES_BLOB = /^\/v2\/.+\/blobs\/uploads\/[^/]*$/;
+const STORES_MANIFEST = /^\/v2\/.+\/manifests\/[^/]+$/;
+
+export function createHandler(store: RegistryStore, opts: HandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const { gate, metrics, accessLog } = opts;
   return (req, res) => {
-    handle(store, req, res).catch((err: unknown) => {
-      const e = err instanceof RegistryError ? err : new RegistryError('UNSUPPORTED', 500, { message: `internal error: ${messageOf(err)}` });
-      if (!req.complete) req.resume();
-      if (res.headersSent) { res.destroy(); return; }
-      const body = req.method === 'HEAD' ? undefined : e.body();
-      send(res, e.status, { 'Content-Type': 'application/json', ...e.headers, ...(body === undefined ? { 'Content-Length': Buffer.byteLength(e.body()) } : {}) }, body);
-    });
+    const ctx: { user?: string; stored?: 'blob' | 'manifest' } = {};
+    if (metrics || accessLog) {
+      metrics?.begin();
+      watch(req, res, ctx, (r) => { metrics?.record(r); accessLog?.log(r); });
+    }
+    const run = async () => {
+      const url = new URL(req.url ?? '/', 'http://registry.invalid');
+      const method = req.method ?? 'GET';
+      if (method === 'PUT' && STORES_MANIFEST.test(url.pathname)) ctx.stored = 'manifest';
+      else if ((method === 'PUT' || method === 'POST') && STORES_BLOB.test(url.pathname) && url.searchParams.get('mount') === null) ctx.stored = 'blob';
+      if (url.pathname === '/metrics' && metrics) {
+        if (opts.metricsOnLoopback === false || !isLoopback(req.socket.remoteAddress)) {
+          throw new RegistryError('DENIED', 403, { message: '/metrics is served to loopback clients only (or on --metrics-listen)' });
+        }
+        return serveMetrics(req, res, metrics, opts.uploadsInProgress);
+      }
+      if (gate?.mode === 'token' && url.pathname === '/token') {
+        const a = gate.token(req, url);
+        req.resume();
+        ctx.user = a.user;
+        if (a.status === 200) metrics?.tokenIssued();
+        send(res, a.status, { ...a.headers, 'Content-Length': Buffer.byteLength(a.body) }, a.body);
+        return;
+      }
+      if (gate) ctx.user = gate.check(req, url, opts.secure ?? false);
+      return handle(store, req, res);
+    };
+    run().catch((err: unknown) => fail(req, res, err));
   };
 }
 

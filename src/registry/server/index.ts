@@ -1,13 +1,18 @@
 /**
  * The registry server: `startRegistry({ listen, storage })` serves distribution-spec v1.1 over
- * plain HTTP from a storage directory; `gcRegistry` garbage-collects that directory.
+ * HTTP or HTTPS from a storage directory, with optional auth (htpasswd Basic, or Bearer tokens from
+ * the built-in issuer), an access log and `/metrics`; `gcRegistry` garbage-collects that directory.
  */
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { PierError } from '../../common/errors.ts';
 import { mkdirp } from '../../common/atomic.ts';
-import { createHandler } from './http.ts';
+import { createHandler, serveMetrics } from './http.ts';
+import { Gate, type AuthOptions } from './gate.ts';
+import { AccessLog, Metrics } from './observe.ts';
 import { FilesystemDriver, type StorageDriver } from './storage.ts';
 import { RegistryStore } from './store.ts';
 import { collectRegistryGarbage, type GcOptions, type RegistryGcResult } from './gc.ts';
@@ -16,6 +21,9 @@ export { RegistryError, type ErrorCode } from './errors.ts';
 export { FilesystemDriver, type StorageDriver, type FileInfo } from './storage.ts';
 export { RegistryStore } from './store.ts';
 export type { GcOptions, RegistryGcResult } from './gc.ts';
+export type { AuthOptions } from './gate.ts';
+export { TokenKey, verifyToken, type Claims } from './token.ts';
+export { AccessPolicy, Htpasswd } from './auth.ts';
 
 export interface RegistryOptions {
   /** `HOST:PORT` (port 0 picks one) */
@@ -24,11 +32,24 @@ export interface RegistryOptions {
   storage?: string;
   /** or any driver */
   driver?: StorageDriver;
+  /** auth: none when absent */
+  auth?: AuthOptions;
+  /** PEM certificate chain and key files: serve HTTPS */
+  tls?: { cert: string; key: string };
+  /** access log: a file to append to, a function, or false for none (default: none) */
+  accessLog?: string | ((line: string) => void) | false;
+  /** also serve `/metrics` (to anyone) on this `HOST:PORT` */
+  metricsListen?: string;
 }
 
 export interface RunningRegistry {
-  /** `http://host:port` */
+  /** `http://host:port` or `https://…` */
   url: string;
+  /** `http://host:port` of the --metrics-listen server */
+  metricsUrl?: string;
+  /** the auth gate (its token key signs test tokens) */
+  gate?: Gate;
+  metrics: Metrics;
   /** `host:port`, as image references name it */
   host: string;
   server: Server;
@@ -49,25 +70,69 @@ function driverOf(opts: { storage?: string; driver?: StorageDriver }): StorageDr
   return new FilesystemDriver(opts.storage);
 }
 
-export async function startRegistry(opts: RegistryOptions): Promise<RunningRegistry> {
-  const { host, port } = parseListen(opts.listen);
-  if (!opts.driver && opts.storage) mkdirp(opts.storage);
-  const store = new RegistryStore(driverOf(opts));
-  const server = createServer({ requestTimeout: 0 }, createHandler(store));
+function readPem(path: string, what: string): Buffer {
+  try { return readFileSync(path); } catch (err) { throw new PierError(`registry: cannot read TLS ${what} ${path}: ${(err as Error).message}`); }
+}
+
+async function listenOn(server: Server, listen: string): Promise<string> {
+  const { host, port } = parseListen(listen);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new PierError(`registry: cannot listen on ${opts.listen}: ${err.message}`, { cause: err })));
+    server.once('error', (err) => reject(new PierError(`registry: cannot listen on ${listen}: ${err.message}`, { cause: err })));
     server.listen(port, host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
-  const h = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+  return addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export async function startRegistry(opts: RegistryOptions): Promise<RunningRegistry> {
+  parseListen(opts.listen);
+  if (opts.metricsListen) parseListen(opts.metricsListen);
+  if (!opts.driver && opts.storage) mkdirp(opts.storage);
+  const driver = driverOf(opts);
+  const store = new RegistryStore(driver);
+  const gate = Gate.create(opts.auth);
+  const metrics = new Metrics();
+  const accessLog = opts.accessLog ? new AccessLog(opts.accessLog) : undefined;
+  const uploadsInProgress = async () => (await driver.list('_uploads')).length;
+  const secure = opts.tls !== undefined;
+  const handler = createHandler(store, { gate, metrics, accessLog, secure, uploadsInProgress });
+  const server: Server = opts.tls
+    ? createHttpsServer({ requestTimeout: 0, cert: readPem(opts.tls.cert, 'certificate'), key: readPem(opts.tls.key, 'key') }, handler) as unknown as Server
+    : createServer({ requestTimeout: 0 }, handler);
+  const h = await listenOn(server, opts.listen);
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (opts.metricsListen) {
+    metricsServer = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path !== '/metrics') { req.resume(); res.writeHead(404, { 'Content-Length': 0 }); res.end(); return; }
+      serveMetrics(req, res, metrics, uploadsInProgress).catch(() => { if (!res.headersSent) res.writeHead(500, { 'Content-Length': 0 }); res.end(); });
+    });
+    try {
+      metricsUrl = `http://${await listenOn(metricsServer, opts.metricsListen)}`;
+    } catch (err) {
+      await closeServer(server);
+      throw err;
+    }
+  }
   return {
-    url: `http://${h}`,
+    url: `${secure ? 'https' : 'http'}://${h}`,
     host: h,
+    metricsUrl,
+    gate,
+    metrics,
     server,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: async () => {
+      await Promise.all([closeServer(server), metricsServer ? closeServer(metricsServer) : undefined]);
+      await accessLog?.close();
+    },
   };
 }
 

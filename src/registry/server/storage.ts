@@ -13,6 +13,9 @@ import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { errnoOf, PierError } from '../../common/errors.ts';
 
+/** Read and write buffer for blob streams: big enough that a GB-sized blob is a few thousand syscalls. */
+export const STREAM_CHUNK = 1 << 20;
+
 export interface FileInfo {
   size: number;
   mtimeMs: number;
@@ -71,7 +74,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   reader(p: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.abs(p), range ? { start: range.start, end: range.end } : {});
+    return createReadStream(this.abs(p), range ? { start: range.start, end: range.end, highWaterMark: STREAM_CHUNK } : { highWaterMark: STREAM_CHUNK });
   }
 
   async putFile(p: string, data: string | Uint8Array): Promise<void> {
@@ -95,7 +98,7 @@ export class FilesystemDriver implements StorageDriver {
     const a = this.abs(p);
     await mkdir(dirname(a), { recursive: true });
     let n = 0;
-    const out = createWriteStream(a, { flags: 'a' });
+    const out = createWriteStream(a, { flags: 'a', highWaterMark: STREAM_CHUNK });
     await pipeline(body, async function* (src: AsyncIterable<Uint8Array>) {
       for await (const chunk of src) {
         n += chunk.length;

@@ -11,7 +11,7 @@
  * Repository name components start with [a-z0-9], so `_…` names never collide with a repository.
  * A blob is only ever written to the pool by an atomic rename after its digest was verified.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { parseDigest, newHash, digestOf, type DigestAlgorithm } from '../../common/digest.ts';
 import { messageOf } from '../../common/errors.ts';
@@ -58,9 +58,24 @@ const linkPath = (digest: string) => { const { algorithm, hex } = parseDigest(di
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** Live sha256 states kept at once; the oldest are dropped (their sessions re-hash at commit). */
+const MAX_LIVE_HASHES = 4096;
+
+/** The sha256 state of an upload session's first `offset` bytes, kept while this process serves it. */
+interface LiveHash {
+  hash: Hash;
+  offset: number;
+}
+
 export class RegistryStore {
   readonly driver: StorageDriver;
   private locks = new Map<string, Promise<unknown>>();
+  /**
+   * Per upload session, sha256 of the acknowledged bytes, updated as chunks are appended, so the
+   * final PUT need not read the data back. Sessions are sticky to this process; after a restart a
+   * session has no entry and its commit re-hashes the data file.
+   */
+  private live = new Map<string, LiveHash>();
 
   constructor(driver: StorageDriver) {
     this.driver = driver;
@@ -116,7 +131,17 @@ export class RegistryStore {
     const state: UploadState = { repo, offset: 0, startedAt: new Date().toISOString() };
     await this.driver.putFile(join('_uploads', id, 'data'), new Uint8Array());
     await this.driver.putFile(join('_uploads', id, 'state.json'), JSON.stringify(state));
+    this.setLive(id, { hash: newHash('sha256'), offset: 0 });
     return id;
+  }
+
+  private setLive(id: string, h: LiveHash): void {
+    this.live.delete(id);
+    this.live.set(id, h);
+    if (this.live.size > MAX_LIVE_HASHES) {
+      const oldest = this.live.keys().next().value;
+      if (oldest !== undefined) this.live.delete(oldest);
+    }
   }
 
   /** The session's state, with any bytes past the acknowledged offset cut off (after a crash). */
@@ -146,11 +171,16 @@ export class RegistryStore {
     await this.driver.putFile(join('_uploads', id, 'state.json'), JSON.stringify(state));
   }
 
-  /** Append a request body at the session's offset; on a failed write the data is cut back. */
+  /**
+   * Append a request body at the session's offset, hashing it as it is written; on a failed write
+   * the data is cut back and the live hash stays at the old offset (the chunk went into a copy).
+   */
   async appendUpload(id: string, state: UploadState, body: AsyncIterable<Uint8Array>, expect?: number): Promise<UploadState> {
+    const cur = this.live.get(id);
+    const h = cur && cur.offset === state.offset ? cur.hash.copy() : undefined;
     let n: number;
     try {
-      n = await this.driver.append(join('_uploads', id, 'data'), body);
+      n = await this.driver.append(join('_uploads', id, 'data'), body, h ? (b) => h.update(b) : undefined);
     } catch (err) {
       await this.cutData(id, state.offset);
       throw err;
@@ -161,20 +191,35 @@ export class RegistryStore {
     }
     const next = { ...state, offset: state.offset + n };
     await this.saveUpload(id, next);
+    if (h) this.setLive(id, { hash: h, offset: next.offset });
+    else this.live.delete(id);
     return next;
   }
 
-  /** Verify the session's data against digest; on success move it into the pool and link it. */
-  async commitUpload(repo: string, id: string, digest: string): Promise<number> {
-    const { algorithm } = checkDigest(digest);
+  /**
+   * Digest and size of the session's data: from the live hash when it covers exactly the bytes on
+   * disk, else (after a restart, or for sha512) by reading the data file from the start.
+   */
+  private async uploadDigest(id: string, algorithm: DigestAlgorithm): Promise<{ actual: string; size: number }> {
     const dataKey = join('_uploads', id, 'data');
+    const cur = this.live.get(id);
+    this.live.delete(id);
+    const onDisk = (await this.driver.stat(dataKey))?.size;
+    if (cur && algorithm === 'sha256' && onDisk === cur.offset) return { actual: `sha256:${cur.hash.digest('hex')}`, size: cur.offset };
     const h = newHash(algorithm);
     let size = 0;
     for await (const chunk of this.driver.reader(dataKey) as AsyncIterable<Buffer>) {
       h.update(chunk);
       size += chunk.length;
     }
-    const actual = `${algorithm}:${h.digest('hex')}`;
+    return { actual: `${algorithm}:${h.digest('hex')}`, size };
+  }
+
+  /** Verify the session's data against digest; on success move it into the pool and link it. */
+  async commitUpload(repo: string, id: string, digest: string): Promise<number> {
+    const { algorithm } = checkDigest(digest);
+    const dataKey = join('_uploads', id, 'data');
+    const { actual, size } = await this.uploadDigest(id, algorithm);
     if (actual !== digest) {
       await this.deleteUpload(id);
       throw new RegistryError('DIGEST_INVALID', 400, { message: `provided digest ${digest} does not match uploaded content (${actual})`, detail: { digest } });
@@ -186,6 +231,7 @@ export class RegistryStore {
   }
 
   async deleteUpload(id: string): Promise<void> {
+    this.live.delete(id);
     await this.driver.delete(join('_uploads', id));
   }
 

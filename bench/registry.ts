@@ -1,0 +1,176 @@
+/**
+ * bench/registry: pier's registry server against Debian's docker-registry (distribution 2.8.2), side
+ * by side in one run, with pier's own client for both so only the server differs.
+ *   - servers: `bin/pier registry serve` and `docker-registry serve` (config written here: 127.0.0.1,
+ *     filesystem storage, access log off on both), each a child process with storage in a temp dir on the
+ *     same disk; both are started afresh, on empty storage, for every run
+ *   - big image: 8 layers of 128 MiB random (incompressible) bytes plus a config, in a temp PIER_ROOT;
+ *     push = `Pusher` (HEAD, POST, one PUT per blob, 4 blobs at once), pull = `Puller` into an empty
+ *     PIER_ROOT (the content store verifies every blob)
+ *   - 50 clients: 50 `RegistryClient`s at once, each 5 rounds of: push a 32 KiB layer and a config
+ *     (HEAD, POST, PUT each), PUT a manifest, GET it back and GET both blobs (verified) = 10 requests
+ * Runs alternate which server goes first; medians of N. Prints a markdown table.
+ * Usage: node bench/registry.ts [N=3]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ImageService } from '../src/image/index.ts';
+import { Pusher, Puller, RegistryClient, parseRemoteReference } from '../src/registry/index.ts';
+import { startRegistry as startDistribution } from '../test/helpers/registry.ts';
+
+const N = Number(process.argv[2] ?? 3);
+const TOP = join(import.meta.dirname, '..');
+const LAYERS = 8;
+const LAYER_SIZE = 128 << 20;
+const CLIENTS = 50;
+const ROUNDS = 5;
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
+const TMP = mkdtempSync(join('/var/tmp', 'pier-bench-registry-'));
+
+const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+interface Server { name: string; host: string; stop(): Promise<void> }
+
+async function startPier(dir: string): Promise<Server> {
+  const proc: ChildProcess = spawn(join(TOP, 'bin', 'pier'), ['registry', 'serve', '--listen', '127.0.0.1:0', '--storage', join(dir, 'data'), '--access-log', 'none'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const host = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on http:\/\/(\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    proc.once('exit', (code) => reject(new Error(`pier registry serve exited ${code}`)));
+  });
+  return { name: 'pier', host, stop: () => new Promise<void>((r) => { if (proc.exitCode !== null) return r(); proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
+}
+
+async function startDist(dir: string): Promise<Server> {
+  const r = await startDistribution(dir);
+  return { name: 'docker-registry', host: r.host, stop: r.stop };
+}
+
+/** The ~1 GiB image in its own PIER_ROOT, tagged `big:1`. */
+async function makeBigImage(root: string): Promise<number> {
+  const svc = new ImageService({ root });
+  svc.content.init();
+  const layers: { mediaType: string; digest: string; size: number }[] = [];
+  for (let i = 0; i < LAYERS; i++) {
+    const gen = function* () { for (let n = 0; n < LAYER_SIZE; n += 4 << 20) yield randomBytes(4 << 20); };
+    const w = await svc.content.write(Readable.from(gen()));
+    layers.push({ mediaType: OCI_LAYER, digest: w.digest, size: w.size });
+  }
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
+  const c = await svc.content.write(config);
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: c.digest, size: c.size }, layers }));
+  const m = await svc.content.write(manifest);
+  await svc.refs.set('big:1', { mediaType: OCI_MANIFEST, digest: m.digest, size: m.size });
+  return c.size + layers.reduce((s, l) => s + l.size, 0);
+}
+
+async function pushBig(srcRoot: string, host: string): Promise<number> {
+  rmSync(join(srcRoot, 'registry'), { recursive: true, force: true }); // no mounts from earlier runs
+  const t = performance.now();
+  await new Pusher(new ImageService({ root: srcRoot }), parseRemoteReference(`${host}/bench/big:1`), { plainHttp: true }).push('big:1');
+  return performance.now() - t;
+}
+
+async function pullBig(dstRoot: string, host: string): Promise<number> {
+  const t = performance.now();
+  await new Puller(new ImageService({ root: dstRoot }), parseRemoteReference(`${host}/bench/big:1`), { plainHttp: true }).pull();
+  return performance.now() - t;
+}
+
+/** 50 clients at once, ROUNDS small push+pull cycles each; returns [ms, requests]. */
+async function manyClients(host: string): Promise<[number, number]> {
+  let requests = 0;
+  const t = performance.now();
+  await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
+    const client = new RegistryClient(host, { plainHttp: true });
+    try {
+      for (let r = 0; r < ROUNDS; r++) {
+        const repo = `many/c${i}`;
+        const layer = randomBytes(32 << 10);
+        const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', client: i, round: r }));
+        for (const b of [config, layer]) {
+          const d = sha(b);
+          if (await client.hasBlob(repo, d, true)) throw new Error(`${d} already there`);
+          const loc = await client.startUpload(repo);
+          await client.putBlob(repo, loc, d, b.length, () => Readable.from([b]));
+          requests += 3;
+        }
+        const manifest = Buffer.from(JSON.stringify({
+          schemaVersion: 2, mediaType: OCI_MANIFEST,
+          config: { mediaType: OCI_CONFIG, digest: sha(config), size: config.length },
+          layers: [{ mediaType: OCI_LAYER, digest: sha(layer), size: layer.length }],
+        }));
+        await client.putManifest(repo, `r${r}`, manifest, OCI_MANIFEST);
+        const m = await client.getManifest(repo, `r${r}`);
+        if (m.digest !== sha(manifest)) throw new Error('manifest mismatch');
+        for (const b of [config, layer]) {
+          const s = await client.getBlob(repo, sha(b));
+          const h = createHash('sha256');
+          for await (const c of s) h.update(c as Buffer);
+          if (`sha256:${h.digest('hex')}` !== sha(b)) throw new Error('blob mismatch');
+        }
+        requests += 4;
+      }
+    } finally {
+      client.close();
+    }
+  }));
+  return [performance.now() - t, requests];
+}
+
+async function main(): Promise<void> {
+  const src = join(TMP, 'src');
+  const bytes = await makeBigImage(src);
+  const res: Record<string, { push: number[]; pull: number[]; many: number[] }> = {
+    pier: { push: [], pull: [], many: [] }, 'docker-registry': { push: [], pull: [], many: [] },
+  };
+  let requests = 0;
+  for (let run = 0; run < N; run++) {
+    const order = run % 2 === 0 ? [startPier, startDist] : [startDist, startPier];
+    for (const start of order) {
+      const dir = mkdtempSync(join(TMP, 'srv-'));
+      const srv = await start(dir);
+      try {
+        const dst = join(dir, 'pulled');
+        const push = await pushBig(src, srv.host);
+        const pull = await pullBig(dst, srv.host);
+        rmSync(dst, { recursive: true, force: true });
+        const [many, n] = await manyClients(srv.host);
+        requests = n;
+        res[srv.name].push.push(push);
+        res[srv.name].pull.push(pull);
+        res[srv.name].many.push(many);
+        console.error(`run ${run + 1}/${N} ${srv.name}: push ${(push / 1000).toFixed(2)} s, pull ${(pull / 1000).toFixed(2)} s, ${CLIENTS} clients ${(many / 1000).toFixed(2)} s`);
+      } finally {
+        await srv.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
+  const p = res.pier, d = res['docker-registry'];
+  const rows: [string, number, number][] = [
+    [`push ${(bytes / 2 ** 30).toFixed(2)} GiB image (${LAYERS} × ${LAYER_SIZE >> 20} MiB random layers), MB/s`, mbps(median(p.push)), mbps(median(d.push))],
+    [`pull of the same image, MB/s`, mbps(median(p.pull)), mbps(median(d.pull))],
+    [`${CLIENTS} concurrent clients, ${requests} requests (small push + pull), requests/s`, requests / (median(p.many) / 1000), requests / (median(d.many) / 1000)],
+  ];
+  console.log(`| workload (median of ${N}) | pier | docker-registry 2.8.2 | pier / distribution |`);
+  console.log('|---|---:|---:|---:|');
+  for (const [w, a, b] of rows) console.log(`| ${w} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(a / b).toFixed(2)}× |`);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(TMP, { recursive: true, force: true });
+}
