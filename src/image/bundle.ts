@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.ts';
 import { PierError, errnoOf } from '../common/errors.ts';
 import { defaultSpec } from '../runtime/index.ts';
-import type { Spec } from '../runtime/spec.ts';
+import type { Spec } from '../runtime/index.ts';
 import type { ImageConfig } from './oci/index.ts';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

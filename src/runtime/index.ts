@@ -66,3 +66,4 @@ export { validateSpec, validateId } from './validate.ts';
 export type { Spec, State, Process, LinuxResources, Mount, Hook } from './spec.ts';
 export type { CreateOptions, ExecOptions, RunOptions };
 export { PierError } from '../common/errors.ts';
+export { OCI_VERSION } from './spec.ts';

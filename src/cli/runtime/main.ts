@@ -5,8 +5,7 @@
  */
 import { Logger, writeStderr, writeStdout, type LogFormat } from '../../common/log.ts';
 import { PierError, messageOf } from '../../common/errors.ts';
-import { Runtime, DEFAULT_ROOT } from '../../runtime/index.ts';
-import { OCI_VERSION } from '../../runtime/spec.ts';
+import { Runtime, DEFAULT_ROOT, OCI_VERSION } from '../../runtime/index.ts';
 import { bool, parseFlags, str } from '../args.ts';
 import type { Command } from './command.ts';
 import { create } from './create.ts';
