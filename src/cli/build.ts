@@ -5,11 +5,10 @@
  */
 import { isatty } from 'node:tty';
 import { writeStderr, writeStdout } from '../common/log.ts';
-import { PierError, messageOf } from '../common/errors.ts';
-import { ImageService } from '../image/index.ts';
-import { build } from '../image/index.ts';
-import type { Compression } from '../image/layer/index.ts';
+import { PierError } from '../common/errors.ts';
+import { ImageService, build, type Compression } from '../image/index.ts';
 import { bool, list, parseFlags, str } from './args.ts';
+import { reportError } from './report.ts';
 
 const USAGE = `usage: pier build [flags] CONTEXT
 
@@ -96,8 +95,6 @@ export async function buildMain(argv: string[]): Promise<number> {
     writeStdout(`${result.id.replace(/^sha256:/, '')}\n`);
     return 0;
   } catch (err) {
-    writeStderr(`pier: ${messageOf(err).split('\n')[0]}\n`);
-    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
-    return err instanceof PierError ? err.exitCode : 1;
+    return reportError(err, { debug });
   }
 }

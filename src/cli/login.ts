@@ -3,11 +3,12 @@
  * registry's `/v2/` and store them in `$PIER_ROOT/auth.json` (mode 0600, docker's format).
  */
 import { readFileSync } from 'node:fs';
-import { writeStderr, writeStdout } from '../common/log.ts';
-import { PierError, messageOf } from '../common/errors.ts';
+import { writeStdout } from '../common/log.ts';
+import { PierError } from '../common/errors.ts';
 import { pierRoot } from '../image/index.ts';
 import { isLoopbackHost, login } from '../registry/index.ts';
 import { bool, parseFlags, str } from './args.ts';
+import { reportError } from './report.ts';
 
 const USAGE = `usage: pier login [flags] HOST[:PORT]
 
@@ -55,8 +56,6 @@ export async function loginMain(argv: string[]): Promise<number> {
     writeStdout('Login Succeeded\n');
     return 0;
   } catch (err) {
-    writeStderr(`pier: ${what}: ${messageOf(err).split('\n')[0]}\n`);
-    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
-    return err instanceof PierError ? err.exitCode : 1;
+    return reportError(err, { what, debug });
   }
 }

@@ -3,11 +3,12 @@
  * under the name it was pulled by.
  */
 import { isatty } from 'node:tty';
-import { writeStderr, writeStdout } from '../common/log.ts';
-import { PierError, messageOf } from '../common/errors.ts';
+import { writeStdout } from '../common/log.ts';
+import { PierError } from '../common/errors.ts';
 import { ImageService } from '../image/index.ts';
 import { Progress, Puller, clientOptionsFor, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
 import { bool, parseFlags, str } from './args.ts';
+import { reportError } from './report.ts';
 
 const USAGE = `usage: pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG]
 
@@ -47,8 +48,6 @@ export async function pullMain(argv: string[]): Promise<number> {
     writeStdout(quiet ? `${r.digest}\n` : `${r.ref}: digest: ${r.digest}\n`);
     return 0;
   } catch (err) {
-    writeStderr(`pier: ${what}: ${messageOf(err).split('\n')[0]}\n`);
-    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
-    return err instanceof PierError ? err.exitCode : 1;
+    return reportError(err, { what, debug });
   }
 }

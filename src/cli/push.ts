@@ -3,11 +3,12 @@
  * `host[:port]/repository[:tag]`; without it IMAGE's own name must carry the host.
  */
 import { isatty } from 'node:tty';
-import { writeStderr, writeStdout } from '../common/log.ts';
-import { PierError, messageOf } from '../common/errors.ts';
+import { writeStdout } from '../common/log.ts';
+import { PierError } from '../common/errors.ts';
 import { ImageService } from '../image/index.ts';
 import { Progress, Pusher, clientOptionsFor, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
 import { bool, int, parseFlags, str } from './args.ts';
+import { reportError } from './report.ts';
 
 const USAGE = `usage: pier push [flags] IMAGE [HOST[:PORT]/REPOSITORY[:TAG]]
 
@@ -53,8 +54,6 @@ export async function pushMain(argv: string[]): Promise<number> {
     writeStdout(quiet ? `${r.digest}\n` : `${formatRemoteReference({ ...dest, tag: dest.tag, digest: undefined })}: digest: ${r.digest} size: ${r.size}\n`);
     return 0;
   } catch (err) {
-    writeStderr(`pier: ${what}: ${messageOf(err).split('\n')[0]}\n`);
-    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
-    return err instanceof PierError ? err.exitCode : 1;
+    return reportError(err, { what, debug });
   }
 }

@@ -4,9 +4,10 @@
  * collects unreferenced blobs.
  */
 import { writeStderr, writeStdout } from '../common/log.ts';
-import { PierError, messageOf } from '../common/errors.ts';
+import { PierError } from '../common/errors.ts';
 import { gcRegistry, startRegistry } from '../registry/index.ts';
 import { bool, int, parseFlags, str } from './args.ts';
+import { reportError } from './report.ts';
 
 const USAGE = `usage: pier registry <command> [flags]
 
@@ -95,7 +96,6 @@ export async function registryMain(argv: string[]): Promise<number> {
         throw new PierError(`registry: unknown command ${JSON.stringify(cmd)} (see pier registry --help)`);
     }
   } catch (err) {
-    writeStderr(`pier: ${messageOf(err)}\n`);
-    return err instanceof PierError ? err.exitCode : 1;
+    return reportError(err);
   }
 }

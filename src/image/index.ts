@@ -26,6 +26,8 @@ export { ContentStore, Lease, type BlobInfo, type WriteResult, type Expected } f
 export { RefIndex, type RefEntry } from './store/refs.ts';
 export type { GcResult } from './store/gc.ts';
 export type { ImportOptions, ImportedImage, ImportFormat, ExportFormat } from './transfer/index.ts';
+export { IMPORT_FORMATS } from './transfer/index.ts';
+export type { Compression } from './layer/index.ts';
 export type { BusyboxOptions } from './bootstrap/busybox.ts';
 export type { DebianOptions } from './bootstrap/debian.ts';
 

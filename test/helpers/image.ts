@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
+import { tarFromEntries } from '../../src/image/layer/index.ts';
 
 export function tempDir(prefix = 'pier-image-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -24,25 +24,13 @@ export interface TarFile {
 
 /** A tar built in memory (fixed mtimes, root-owned). */
 export async function makeTar(files: TarFile[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-    p.on('end', () => resolve());
-    p.on('error', reject);
-  });
-  for (const f of files) {
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      const type = f.type ?? 'file';
-      const header = { name: f.name, type, mode: f.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), uid: 0, gid: 0, linkname: f.linkname };
-      if (type === 'file') p.entry(header, Buffer.from(f.data ?? ''), cb);
-      else p.entry(header, cb);
-    });
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
+  return tarFromEntries(files.map((f) => {
+    const type = f.type ?? 'file';
+    return {
+      header: { name: f.name, type, mode: f.mode ?? (type === 'directory' ? 0o755 : 0o644), uid: 0, gid: 0, size: 0, mtime: 0, linkname: f.linkname },
+      data: type === 'file' ? Buffer.from(f.data ?? '') : undefined,
+    };
+  }));
 }
 
 export interface FixtureImage {

@@ -1,5 +1,5 @@
 /** Paths and small runners for tests that drive the built CLI (bin/pier-runtime). */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,4 +49,20 @@ export function cgroupDirsMatching(re: RegExp): string[] {
   };
   if (existsSync('/sys/fs/cgroup')) walk('/sys/fs/cgroup', 0);
   return found;
+}
+
+/**
+ * Run `bin/pier` without blocking the event loop (servers and proxies in the test process must keep
+ * serving), with PIER_ROOT set; `input` goes to its stdin.
+ */
+export function pierAsync(root: string, args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
+    let stdout = '', stderr = '';
+    c.stdout.on('data', (d: Buffer) => { stdout += d; });
+    c.stderr.on('data', (d: Buffer) => { stderr += d; });
+    c.on('error', reject);
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+    c.stdin.end(input ?? '');
+  });
 }

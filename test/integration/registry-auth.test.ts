@@ -6,11 +6,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TOP } from '../helpers/pier.ts';
+import { pierAsync } from '../helpers/pier.ts';
 import { startRegistry, TokenKey, type RunningRegistry } from '../../src/registry/server/index.ts';
 import { ImageService } from '../../src/image/index.ts';
 
@@ -26,17 +26,7 @@ function htpasswd(args: string[]): string {
   return r.stdout;
 }
 
-function pier(r: string, args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: r }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
-    let stdout = '', stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d; });
-    c.stderr.on('data', (d: Buffer) => { stderr += d; });
-    c.on('error', reject);
-    c.on('close', (status) => resolve({ status, stdout, stderr }));
-    c.stdin.end(input ?? '');
-  });
-}
+const pier = pierAsync;
 
 const basicAuth = (u: string, p: string) => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
 

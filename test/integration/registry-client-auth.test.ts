@@ -6,11 +6,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TOP } from '../helpers/pier.ts';
+import { pierAsync } from '../helpers/pier.ts';
 import { startRegistry, startTokenProxy, type Registry, type TokenProxy } from '../helpers/registry.ts';
 import { ImageService } from '../../src/image/index.ts';
 
@@ -20,17 +19,7 @@ let reg: Registry;
 let open: Registry;
 let tokens: TokenProxy;
 
-function pier(r: string, args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: r }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
-    let stdout = '', stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d; });
-    c.stderr.on('data', (d: Buffer) => { stderr += d; });
-    c.on('error', reject);
-    c.on('close', (status) => resolve({ status, stdout, stderr }));
-    c.stdin.end(input ?? '');
-  });
-}
+const pier = pierAsync;
 
 before(async () => {
   reg = await startRegistry(join(tmp, 'registry'), { htpasswd: ['pieruser', 's3cret'] });

@@ -4,11 +4,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TOP } from '../helpers/pier.ts';
+import { pierAsync } from '../helpers/pier.ts';
 import { startProxy, startRegistry, type Proxy, type Registry } from '../helpers/registry.ts';
 import { ImageService } from '../../src/image/index.ts';
 import { Pusher, Puller, RegistryClient, parseRemoteReference, Progress } from '../../src/registry/client/index.ts';
@@ -22,17 +21,7 @@ let reg: Registry;
 let proxy: Proxy;
 let imageDigest = '';
 
-/** Run the CLI without blocking the event loop: the proxy in this process must keep serving. */
-function pier(root: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-    let stdout = '', stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d; });
-    c.stderr.on('data', (d: Buffer) => { stderr += d; });
-    c.on('error', reject);
-    c.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const pier = pierAsync;
 
 const uploads = () => proxy.seen.filter((s) => (s.method === 'PUT' || s.method === 'PATCH') && s.path.includes('/blobs/uploads/'));
 const mounts = () => proxy.seen.filter((s) => s.method === 'POST' && s.query.includes('mount='));

@@ -1,6 +1,6 @@
 import { writeStdout } from '../../common/log.ts';
 import { bool } from '../args.ts';
-import { table } from '../runtime/list.ts';
+import { table } from '../table.ts';
 import { args, formatFlag, humanAge, humanSize, shortId, type ImageCommand } from './command.ts';
 
 export const history: ImageCommand = {

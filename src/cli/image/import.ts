@@ -1,7 +1,7 @@
 import { writeStdout } from '../../common/log.ts';
 import { PierError } from '../../common/errors.ts';
 import { str } from '../args.ts';
-import { IMPORT_FORMATS, type ImportFormat } from '../../image/transfer/index.ts';
+import { IMPORT_FORMATS, type ImportFormat } from '../../image/index.ts';
 import { args, type ImageCommand } from './command.ts';
 
 export const importCmd: ImageCommand = {

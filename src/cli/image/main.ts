@@ -2,8 +2,8 @@
  * `pier image …`: the image store's command line. Errors are one line (`pier: image "x:latest" not
  * found`) and a non-zero exit; `--root` (or $PIER_ROOT) picks the state root.
  */
-import { writeStderr, writeStdout } from '../../common/log.ts';
-import { PierError, messageOf } from '../../common/errors.ts';
+import { writeStdout } from '../../common/log.ts';
+import { PierError } from '../../common/errors.ts';
 import { ImageService } from '../../image/index.ts';
 import { bool, parseFlags, str } from '../args.ts';
 import type { ImageCommand } from './command.ts';
@@ -17,6 +17,7 @@ import { history } from './history.ts';
 import { bootstrap } from './bootstrap.ts';
 import { prune } from './prune.ts';
 import { unpack } from './unpack.ts';
+import { reportError } from '../report.ts';
 
 const COMMANDS: ImageCommand[] = [ls, inspect, rm, tag, importCmd, exportCmd, history, bootstrap, prune, unpack];
 
@@ -45,8 +46,6 @@ export async function imageMain(argv: string[]): Promise<number> {
     const svc = new ImageService({ root: str(g, 'root') || undefined });
     return await cmd.run({ svc }, p);
   } catch (err) {
-    writeStderr(`pier: ${messageOf(err).split('\n')[0]}\n`);
-    if (debug && !(err instanceof PierError) && err instanceof Error && err.stack) writeStderr(err.stack + '\n');
-    return err instanceof PierError ? err.exitCode : 1;
+    return reportError(err, { debug });
   }
 }

@@ -6,7 +6,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { pack, type Header } from 'tar-stream';
+import { tarFromEntries, type WriteHeader } from '../layer/index.ts';
 import { PierError } from '../../common/errors.ts';
 import { digestOf } from '../../common/digest.ts';
 import type { ContentStore, Lease } from '../store/content.ts';
@@ -34,14 +34,13 @@ export function isStaticElf(buf: Buffer): boolean {
 }
 
 interface Entry {
-  header: Header | (Partial<Header> & { name: string });
+  header: WriteHeader;
   data?: Buffer;
 }
 
-/** The layer's tar, uncompressed. */
+/** The layer's tar, uncompressed, written by the layer module's deterministic tar writer. */
 export async function busyboxTar(binary: Buffer, applets: string[], mtimeSeconds: number): Promise<Buffer> {
-  const mtime = new Date(mtimeSeconds * 1000);
-  const base = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime };
+  const base = { uid: 0, gid: 0, mtime: mtimeSeconds, size: 0 };
   const entries: Entry[] = [];
   const dirs = new Set(['bin', 'dev', 'etc', 'home', 'proc', 'root', 'sbin', 'sys', 'tmp', 'usr', 'usr/bin', 'usr/sbin', 'var']);
   for (const a of applets) {
@@ -51,11 +50,11 @@ export async function busyboxTar(binary: Buffer, applets: string[], mtimeSeconds
   for (const d of dirs) {
     entries.push({ header: { ...base, name: `${d}/`, type: 'directory', mode: d === 'tmp' ? 0o1777 : d === 'root' ? 0o700 : 0o755 } });
   }
-  entries.push({ header: { ...base, name: 'bin/busybox', type: 'file', mode: 0o755, size: binary.length }, data: binary });
+  entries.push({ header: { ...base, name: 'bin/busybox', type: 'file', mode: 0o755 }, data: binary });
   const passwd = Buffer.from('root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   const group = Buffer.from('root:x:0:\nnobody:x:65534:\n');
-  entries.push({ header: { ...base, name: 'etc/passwd', type: 'file', mode: 0o644, size: passwd.length }, data: passwd });
-  entries.push({ header: { ...base, name: 'etc/group', type: 'file', mode: 0o644, size: group.length }, data: group });
+  entries.push({ header: { ...base, name: 'etc/passwd', type: 'file', mode: 0o644 }, data: passwd });
+  entries.push({ header: { ...base, name: 'etc/group', type: 'file', mode: 0o644 }, data: group });
   for (const a of applets) {
     if (a === 'bin/busybox' || dirs.has(a)) continue;
     entries.push({ header: { ...base, name: a, type: 'symlink', mode: 0o777, linkname: '/bin/busybox' } });
@@ -63,23 +62,7 @@ export async function busyboxTar(binary: Buffer, applets: string[], mtimeSeconds
   const seen = new Set<string>();
   const unique = entries.filter((e) => (seen.has(e.header.name) ? false : (seen.add(e.header.name), true)));
   unique.sort((x, y) => (x.header.name < y.header.name ? -1 : x.header.name > y.header.name ? 1 : 0));
-  const p = pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-    p.on('end', () => resolve());
-    p.on('error', reject);
-  });
-  for (const e of unique) {
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (e.data) p.entry(e.header, e.data, cb);
-      else p.entry(e.header, cb);
-    });
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
+  return tarFromEntries(unique);
 }
 
 /** Applet paths (`bin/sh`, `usr/bin/awk`, …) the binary provides. */

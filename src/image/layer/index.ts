@@ -5,3 +5,4 @@ export { decompressed, sniff } from './decompress.ts';
 export {
   MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, mediaTypeOf, type Compression, type LayerBlob,
 } from './media.ts';
+export { tarFromEntries, type WriteHeader } from './tar-write.ts';

@@ -113,3 +113,15 @@ export function padding(size: number): Buffer {
   const r = size % BLOCK;
   return r === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - r);
 }
+
+/** A whole tar archive in memory from entries already in order: headers, bodies, end marker. */
+export function tarFromEntries(entries: { header: WriteHeader; data?: Uint8Array }[]): Buffer {
+  const parts: Uint8Array[] = [];
+  for (const { header, data } of entries) {
+    const body = header.type === 'file' ? data ?? Buffer.alloc(0) : undefined;
+    parts.push(encodeHeader({ ...header, size: body?.length ?? 0 }));
+    if (body) parts.push(body, padding(body.length));
+  }
+  parts.push(END_OF_ARCHIVE);
+  return Buffer.concat(parts);
+}
