@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync('make', ['-s', '-C', join(top, 'native')], { stdio: 'inherit' });
 mkdirSync(join(top, 'dist'), { recursive: true });
-const entries = ['pier-runtime', 'pier'];
+const entries = ['pier-runtime', 'pier', 'pier-shim'];
 const esbuild = await import('esbuild');
 await esbuild.build({
   entryPoints: Object.fromEntries(entries.map((e) => [e, join(top, 'src/cli', `${e}.ts`)])),

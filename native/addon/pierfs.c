@@ -2,7 +2,8 @@
  * pierfs: the filesystem syscalls Node's fs module lacks, as a tiny N-API addon.
  * mknod/mkfifo (device nodes and whiteouts), l*xattr on Buffers (binary values such as
  * security.capability), lsetmeta (owner + mode + nanosecond mtime in one call, never following
- * symlinks), mount/umount2 (overlay snapshots). Errors are thrown like Node's own: an Error whose
+ * symlinks), mount/umount2 (overlay snapshots), sendfile (a file range to a socket from a thread of
+ * its own, for the registry's blob GETs), syncFileRange (early writeback of uploads). Errors are thrown like Node's own: an Error whose
  * message is "ECODE: strerror, syscall 'path'" with .code, .errno, .syscall and .path set.
  */
 #define _GNU_SOURCE
@@ -11,10 +12,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -24,7 +32,7 @@
 #define PATH_BUF 4096
 #define NAME_BUF 256
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+static napi_value errno_error(napi_env env, int err, const char *syscall, const char *path) {
   const char *code = strerrorname_np(err);
   if (code == NULL) code = "EUNKNOWN";
   char msg[PATH_BUF + 128];
@@ -42,7 +50,11 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
     napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, error, "path", v);
   }
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, errno_error(env, err, syscall, path));
   return NULL;
 }
 
@@ -289,6 +301,230 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/*
+ * sendfile(socketFd, fileFd, offset, length, idleTimeoutMs, done(err, sent)) → handle
+ * sendfileCancel(handle)
+ *
+ * Copies length bytes of the file from offset to the socket with sendfile(2), in a thread of its
+ * own (not libuv's pool: a slow client must not hold a pool thread that fs calls need), waiting
+ * with poll(POLLOUT) whenever the non-blocking socket is full. Both fds are dup'ed here, so the
+ * caller may close its own at any time: the thread never writes to an fd number that could have
+ * been reused. done runs on the JS thread once the thread has finished, with err null after all
+ * length bytes went out, else an errno Error (ECANCELED after sendfileCancel, ETIMEDOUT when the
+ * socket accepted nothing for idleTimeoutMs, EIO when the file ended early); sent is the number
+ * of bytes written either way. sendfileCancel (JS thread) makes the thread stop at once; it is a
+ * no-op once done has run.
+ */
+typedef struct {
+  int out_fd, in_fd;
+  int64_t off, left, sent, idle_ms;
+  int err;
+  atomic_int cancelled;
+  int done;  /* JS thread: the fds are closed, done was called */
+  int refs;  /* JS thread: one for the transfer, one for the handle */
+  napi_threadsafe_function tsfn;
+} sf_job;
+
+static void sf_unref(sf_job *job) {
+  if (--job->refs == 0) free(job);
+}
+
+static void sf_handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sf_unref((sf_job *)data);
+}
+
+static void *sf_thread(void *arg) {
+  sf_job *job = arg;
+  int64_t idle = 0;
+  while (job->left > 0) {
+    if (atomic_load(&job->cancelled)) {
+      job->err = ECANCELED;
+      break;
+    }
+    size_t want = job->left > (int64_t)(1 << 30) ? (size_t)1 << 30 : (size_t)job->left;
+    off_t off = (off_t)job->off;
+    ssize_t n = sendfile(job->out_fd, job->in_fd, &off, want);
+    if (n > 0) {
+      job->off += n;
+      job->left -= n;
+      job->sent += n;
+      idle = 0;
+      continue;
+    }
+    if (n == 0) {
+      job->err = EIO; /* the file is shorter than promised */
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      job->err = errno;
+      break;
+    }
+    struct pollfd p = {.fd = job->out_fd, .events = POLLOUT};
+    int r = poll(&p, 1, 1000);
+    if (r == 0 && (idle += 1000) >= job->idle_ms) {
+      job->err = ETIMEDOUT;
+      break;
+    }
+    if (r < 0 && errno != EINTR) {
+      job->err = errno;
+      break;
+    }
+  }
+  /* job may be freed on the JS thread as soon as it is queued: touch only the local copy after */
+  napi_threadsafe_function tsfn = job->tsfn;
+  napi_call_threadsafe_function(tsfn, job, napi_tsfn_blocking);
+  napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+static void sf_call_js(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  sf_job *job = data;
+  close(job->out_fd);
+  close(job->in_fd);
+  job->done = 1;
+  if (env != NULL && cb != NULL) {
+    napi_value argv[2], undef;
+    if (job->err) argv[0] = errno_error(env, job->err, "sendfile", NULL);
+    else napi_get_null(env, &argv[0]);
+    napi_create_double(env, (double)job->sent, &argv[1]);
+    napi_get_undefined(env, &undef);
+    napi_call_function(env, undef, cb, 2, argv, NULL);
+  }
+  sf_unref(job);
+}
+
+static napi_value js_sendfile(napi_env env, napi_callback_info info) {
+  napi_value argv[6], name, handle;
+  int64_t out_fd, in_fd, off, len, idle_ms;
+  if (!get_args(env, info, 6, argv) || !get_i64(env, argv[0], &out_fd, "socketFd") ||
+      !get_i64(env, argv[1], &in_fd, "fileFd") || !get_i64(env, argv[2], &off, "offset") ||
+      !get_i64(env, argv[3], &len, "length") || !get_i64(env, argv[4], &idle_ms, "idleTimeoutMs"))
+    return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[5], &t);
+  if (t != napi_function) return throw_type(env, "done must be a function");
+  if (off < 0 || len < 0 || out_fd < 0 || in_fd < 0 || out_fd > INT_MAX || in_fd > INT_MAX)
+    return throw_type(env, "fds, offset and length must be non-negative");
+  sf_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "sendfile", NULL);
+  job->out_fd = fcntl((int)out_fd, F_DUPFD_CLOEXEC, 0);
+  if (job->out_fd < 0) {
+    int e = errno;
+    free(job);
+    return throw_errno(env, e, "dup", NULL);
+  }
+  job->in_fd = fcntl((int)in_fd, F_DUPFD_CLOEXEC, 0);
+  if (job->in_fd < 0) {
+    int e = errno;
+    close(job->out_fd);
+    free(job);
+    return throw_errno(env, e, "dup", NULL);
+  }
+  job->off = off;
+  job->left = len;
+  job->idle_ms = idle_ms > 0 ? idle_ms : INT64_MAX;
+  atomic_init(&job->cancelled, 0);
+  job->refs = 2;
+  napi_create_string_utf8(env, "pierfs.sendfile", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, sf_call_js, &job->tsfn) != napi_ok) {
+    close(job->out_fd);
+    close(job->in_fd);
+    free(job);
+    return throw_errno(env, EAGAIN, "napi_create_threadsafe_function", NULL);
+  }
+  pthread_attr_t attr;
+  pthread_t th;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  int e = pthread_create(&th, &attr, sf_thread, job);
+  pthread_attr_destroy(&attr);
+  if (e != 0) {
+    napi_release_threadsafe_function(job->tsfn, napi_tsfn_abort);
+    close(job->out_fd);
+    close(job->in_fd);
+    free(job);
+    return throw_errno(env, e, "pthread_create", NULL);
+  }
+  napi_create_external(env, job, sf_handle_finalize, NULL, &handle);
+  return handle;
+}
+
+static napi_value js_sendfile_cancel(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void *data = NULL;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL)
+    return throw_type(env, "expected a sendfile handle");
+  sf_job *job = data;
+  if (!job->done) {
+    atomic_store(&job->cancelled, 1);
+    shutdown(job->out_fd, SHUT_RDWR); /* wakes the thread's poll; the connection is being dropped anyway */
+  }
+  return undefined(env);
+}
+
+/*
+ * syncFileRange(fd, offset, nbytes, flags, done(err)): sync_file_range(2) in libuv's pool. With
+ * SYNC_FILE_RANGE_WRITE (2) it starts writeback of the range and returns without waiting for it,
+ * so a later fsync(2) finds less to do. Not a durability guarantee by itself.
+ */
+typedef struct {
+  int fd;
+  int64_t off, len;
+  unsigned flags;
+  int err;
+  napi_async_work work;
+  napi_ref cb;
+} sfr_job;
+
+static void sfr_execute(napi_env env, void *data) {
+  (void)env;
+  sfr_job *job = data;
+  if (sync_file_range(job->fd, (off_t)job->off, (off_t)job->len, job->flags) != 0) job->err = errno;
+}
+
+static void sfr_complete(napi_env env, napi_status status, void *data) {
+  sfr_job *job = data;
+  napi_value cb, argv[1], undef;
+  if (status == napi_cancelled) job->err = ECANCELED;
+  if (job->err) argv[0] = errno_error(env, job->err, "sync_file_range", NULL);
+  else napi_get_null(env, &argv[0]);
+  napi_get_reference_value(env, job->cb, &cb);
+  napi_get_undefined(env, &undef);
+  napi_call_function(env, undef, cb, 1, argv, NULL);
+  napi_delete_reference(env, job->cb);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value js_sync_file_range(napi_env env, napi_callback_info info) {
+  napi_value argv[5], name;
+  int64_t fd, off, len, flags;
+  if (!get_args(env, info, 5, argv) || !get_i64(env, argv[0], &fd, "fd") || !get_i64(env, argv[1], &off, "offset") ||
+      !get_i64(env, argv[2], &len, "nbytes") || !get_i64(env, argv[3], &flags, "flags"))
+    return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[4], &t);
+  if (t != napi_function) return throw_type(env, "done must be a function");
+  if (fd < 0 || fd > INT_MAX || off < 0 || len < 0) return throw_type(env, "fd, offset and nbytes must be non-negative");
+  sfr_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "sync_file_range", NULL);
+  job->fd = (int)fd;
+  job->off = off;
+  job->len = len;
+  job->flags = (unsigned)flags;
+  napi_create_reference(env, argv[4], 1, &job->cb);
+  napi_create_string_utf8(env, "pierfs.syncFileRange", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, sfr_execute, sfr_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return undefined(env);
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
@@ -297,7 +533,8 @@ NAPI_MODULE_INIT() {
       {"mknod", js_mknod},           {"mkfifo", js_mkfifo},         {"makedev", js_makedev},
       {"devsplit", js_devsplit},     {"lsetxattr", js_lsetxattr},   {"lgetxattr", js_lgetxattr},
       {"llistxattr", js_llistxattr}, {"lremovexattr", js_lremovexattr}, {"lsetmeta", js_lsetmeta},
-      {"mount", js_mount},           {"umount2", js_umount2},
+      {"mount", js_mount},           {"umount2", js_umount2},       {"sendfile", js_sendfile},
+      {"sendfileCancel", js_sendfile_cancel}, {"syncFileRange", js_sync_file_range},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

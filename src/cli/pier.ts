@@ -10,12 +10,35 @@ import { pullMain } from './pull.ts';
 import { loginMain } from './login.ts';
 import { registryMain } from './registry.ts';
 import { writeStdout, writeStderr } from '../common/log.ts';
+import { runMain } from './engine/run.ts';
+import { createMain } from './engine/create.ts';
+import { startMain } from './engine/start.ts';
+import { lifecycleMain, LIFECYCLE_VERBS } from './engine/lifecycle.ts';
+import { psMain } from './engine/ps.ts';
+import { logsMain } from './engine/logs.ts';
+import { execMain } from './engine/exec.ts';
+import { inspectMain } from './engine/inspect.ts';
+import { statsMain } from './engine/stats.ts';
+import { topMain } from './engine/top.ts';
+import { portMain } from './engine/port.ts';
+import { cpMain } from './engine/cp.ts';
+import { networkMain } from './engine/network.ts';
+import { volumeMain } from './engine/volume.ts';
+import { systemMain } from './engine/system.ts';
+import { daemonMain } from './engine/daemon.ts';
+import { imagesMain, rmiMain, tagMain } from './engine/images.ts';
 
 const USAGE = `pier ${VERSION}: the cloud-native stack, from the chroot jail up
 
 usage: pier <command> …
 
-commands:
+containers (served by pierd, started on demand):
+  run, create, start, stop, restart, kill, rm, pause, unpause, wait
+  ps, logs, exec, inspect, stats, top, port, cp
+  network …, volume …, system df|prune, daemon
+images:
+  images, tag, rmi, pull, push, build, login
+other:
   runtime …     the OCI runtime (same as pier-runtime; see pier runtime --help)
   image …       images: ls, inspect, rm, tag, import, export, history, bootstrap, prune (see pier image --help)
   build …       build an image from a Containerfile (see pier build --help)
@@ -43,6 +66,24 @@ async function main(argv: string[]): Promise<number> {
       return loginMain(rest);
     case 'registry':
       return registryMain(rest);
+    case 'run': return runMain(rest);
+    case 'create': return createMain(rest);
+    case 'start': return startMain(rest);
+    case 'ps': return psMain(rest);
+    case 'logs': return logsMain(rest);
+    case 'exec': return execMain(rest);
+    case 'inspect': return inspectMain(rest);
+    case 'stats': return statsMain(rest);
+    case 'top': return topMain(rest);
+    case 'port': return portMain(rest);
+    case 'cp': return cpMain(rest);
+    case 'network': return networkMain(rest);
+    case 'volume': return volumeMain(rest);
+    case 'system': return systemMain(rest);
+    case 'daemon': return daemonMain(rest);
+    case 'images': return imagesMain(rest);
+    case 'tag': return tagMain(rest);
+    case 'rmi': return rmiMain(rest);
     case 'version':
     case '--version':
       writeStdout(`pier ${VERSION}\nnode ${process.versions.node}\n`);
@@ -54,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
       writeStdout(USAGE);
       return cmd === undefined ? 1 : 0;
     default:
+      if (cmd && LIFECYCLE_VERBS.includes(cmd)) return lifecycleMain(cmd, rest);
       writeStderr(`pier: unknown command ${JSON.stringify(cmd)} (see pier --help)\n`);
       return 1;
   }

@@ -26,7 +26,28 @@ export interface PierFs {
   lsetmeta(path: string, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  /**
+   * sendfile(2) of `length` bytes of `fileFd` from `offset` to the (non-blocking) socket `socketFd`,
+   * in a thread of the addon's own, waiting for POLLOUT when the socket is full. Both fds are dup'ed,
+   * so the caller may close its own. `done` runs on the JS thread with null after all bytes went
+   * out, else an errno error (ECANCELED after `sendfileCancel`, ETIMEDOUT when the socket took
+   * nothing for `idleTimeoutMs`, EIO when the file ended early), and the bytes sent either way.
+   * Optional: absent from addons built before it.
+   */
+  sendfile?(socketFd: number, fileFd: number, offset: number, length: number, idleTimeoutMs: number, done: (err: NodeJS.ErrnoException | null, sent: number) => void): SendfileHandle;
+  /** Stop a transfer (its `done` then gets ECANCELED); a no-op once `done` has run. */
+  sendfileCancel?(handle: SendfileHandle): void;
+  /**
+   * sync_file_range(2) in libuv's pool; with `SYNC_FILE_RANGE_WRITE` it starts writeback of the
+   * range without waiting for it (a later fsync then has less to do). Optional, like `sendfile`.
+   */
+  syncFileRange?(fd: number, offset: number, nbytes: number, flags: number, done: (err: NodeJS.ErrnoException | null) => void): void;
 }
+
+export const SYNC_FILE_RANGE_WRITE = 2;
+
+/** An in-flight `sendfile` transfer. */
+export type SendfileHandle = { readonly __sendfile: unique symbol };
 
 export const MS_RDONLY = 1;
 export const MS_BIND = 4096;

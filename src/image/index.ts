@@ -27,6 +27,8 @@ export { RefIndex, type RefEntry } from './store/refs.ts';
 export type { GcResult } from './store/gc.ts';
 export type { ImportOptions, ImportedImage, ImportFormat, ExportFormat } from './transfer/index.ts';
 export { IMPORT_FORMATS } from './transfer/index.ts';
+export { applyLayer } from './layer/index.ts';
+export { imageSpec, resolveUser, resolveInRoot, writeBundle, type ImageSpecOptions } from './bundle.ts';
 export type { Compression } from './layer/index.ts';
 export type { BusyboxOptions } from './bootstrap/busybox.ts';
 export type { DebianOptions } from './bootstrap/debian.ts';
@@ -134,6 +136,36 @@ export class ImageService {
     }
     return { ref: img.ref, bundle };
   }
+
+  /**
+   * A writable root filesystem of the image for a container: its layers unpacked once (shared, by
+   * chain ID) and an overlay (or copy) prepared under `key`. `removeRootfs(key)` undoes it.
+   */
+  async prepareRootfs(input: string | ResolvedImage, key: string): Promise<{ image: ResolvedImage; rootfs: string; upper?: string }> {
+    const image = typeof input === 'string' ? await this.resolve(input) : input;
+    const snap = this.snapshotter();
+    const diffIds = image.config.rootfs.diff_ids;
+    const chain = image.manifest.layers.length === 0 ? undefined : await snap.unpack(image.manifest.layers.map((l, i) => ({
+      diffId: diffIds[i], mediaType: l.mediaType, open: () => this.content.readStream(l.digest),
+    })));
+    const p = await snap.prepare(key, chain);
+    return { image, ...p };
+  }
+
+  /** Unmount and delete a rootfs made by prepareRootfs (no error when it is already gone). */
+  async removeRootfs(key: string): Promise<void> {
+    await this.snapshotter().remove(key);
+  }
+
+  /** Bytes a prepared rootfs has written (its overlay upper dir), for `system df` and `ps --size`. */
+  rootfsUsage(): { key: string; size: number }[] {
+    return this.snapshotter().usage().mounts;
+  }
+
+  private snapshotter(): Snapshotter {
+    return (this.snap ??= new Snapshotter(join(this.root, 'images')));
+  }
+  private snap: Snapshotter | undefined;
 
   private notFound(ref: string): PierError {
     return new PierError(`image ${JSON.stringify(ref)} not found`);

@@ -67,3 +67,4 @@ export type { Spec, State, Process, LinuxResources, Mount, Hook } from './spec.t
 export type { CreateOptions, ExecOptions, RunOptions };
 export { PierError } from '../common/errors.ts';
 export { OCI_VERSION } from './spec.ts';
+export { DOCKER_DEFAULT_CAPS, CAP_NAMES } from './caps.ts';

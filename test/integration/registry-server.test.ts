@@ -4,12 +4,15 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startRegistry, gcRegistry, type RunningRegistry } from '../../src/registry/index.ts';
 import { cleanup, tempDir } from '../helpers/image.ts';
+import { fsx } from '../../src/common/fsx.ts';
 
 const TOP = join(import.meta.dirname, '..', '..');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -356,4 +359,128 @@ test('gc: dry run lists, sweep deletes unreferenced blobs only, uploads in fligh
   assert.deepEqual(purge.staleUploads, [abandonedId]);
   assert.equal((await req('GET', abandoned)).status, 404);
   assert.equal((await req('GET', live)).status, 204);
+});
+
+/** GET over node:http with the given agent: status, headers, body, and whether the socket was reused. */
+function httpGet(path: string, agent: Agent, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const r = httpRequest(reg.url + path, { agent, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts), reused: r.reusedSocket }));
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+async function settle(want: number): Promise<number> {
+  for (let i = 0; i < 100 && openFds() > want; i++) await new Promise((r) => setTimeout(r, 20));
+  return openFds();
+}
+
+test('large blobs go out by sendfile: whole, ranges, keep-alive reuse, pipelined requests, access log bytes', async () => {
+  assert.equal(typeof fsx().sendfile, 'function', 'the pierfs addon has sendfile (run scripts/setup)');
+  const data = randomBytes((3 << 20) + 12345);
+  const d = await pushBlob('big', data);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const a = await httpGet(`/v2/big/blobs/${d}`, agent);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers['content-length'], String(data.length));
+    assert.ok(a.body.equals(data), 'whole body');
+    const b = await httpGet(`/v2/big/blobs/${d}`, agent, { Range: 'bytes=1000-2999999' });
+    assert.equal(b.status, 206);
+    assert.equal(b.headers['content-range'], `bytes 1000-2999999/${data.length}`);
+    assert.ok(b.body.equals(data.subarray(1000, 3000000)), 'ranged body');
+    assert.ok(b.reused, 'the keep-alive connection carries on after a sendfile body');
+    const c = await httpGet(`/v2/big/blobs/${d}`, agent, { Range: `bytes=-${600 << 10}` });
+    assert.equal(c.status, 206);
+    assert.ok(c.body.equals(data.subarray(data.length - (600 << 10))), 'suffix range');
+    const v2 = await httpGet('/v2/', agent);
+    assert.equal(v2.status, 200);
+    assert.ok(v2.reused);
+  } finally {
+    agent.destroy();
+  }
+  // two requests pipelined on one connection: the second answer must follow the whole first body
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const sock = connect(Number(new URL(reg.url).port), '127.0.0.1', () => {
+      const r = `GET /v2/big/blobs/${d} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      sock.write(r + r.replace('\r\n\r\n', '\r\nRange: bytes=5-9\r\nConnection: close\r\n\r\n'));
+    });
+    const parts: Buffer[] = [];
+    sock.on('data', (c: Buffer) => parts.push(c));
+    sock.on('end', () => resolve(Buffer.concat(parts)));
+    sock.on('error', reject);
+  });
+  const split = raw.indexOf('\r\n\r\n') + 4;
+  assert.match(raw.subarray(0, split).toString('latin1'), /^HTTP\/1\.1 200 /);
+  assert.ok(raw.subarray(split, split + data.length).equals(data), 'first pipelined body');
+  const second = raw.subarray(split + data.length).toString('latin1');
+  assert.match(second, /^HTTP\/1\.1 206 /);
+  assert.ok(raw.subarray(raw.length - 5).equals(data.subarray(5, 10)), 'second pipelined body');
+  // the access log and metrics count the bytes sent by sendfile
+  const lines: string[] = [];
+  const logged = await startRegistry({ listen: '127.0.0.1:0', storage, accessLog: (l) => lines.push(l) });
+  try {
+    const r = await fetch(`${logged.url}/v2/big/blobs/${d}`);
+    assert.equal((await r.arrayBuffer()).byteLength, data.length);
+    await new Promise((r) => setTimeout(r, 50));
+    const line = lines.find((l) => l.includes(`GET /v2/big/blobs/${d}`))!;
+    const bytes = Number(/" 200 (\d+) /.exec(line)![1]);
+    assert.ok(bytes > data.length && bytes < data.length + 1024, `log says ${bytes} bytes`);
+    const m = await (await fetch(`${logged.url}/metrics`)).text();
+    assert.ok(Number(/pier_registry_sent_bytes_total (\d+)/.exec(m)![1]) > data.length);
+  } finally {
+    await logged.close();
+  }
+});
+
+test('sendfile: a client that drops or stalls mid-body costs nothing lasting', async () => {
+  const data = randomBytes(48 << 20); // more than the socket buffers hold
+  const d = await pushBlob('drop', data);
+  await new Promise((r) => setTimeout(r, 50));
+  const base = openFds();
+  // drops after the first bytes
+  await new Promise<void>((resolve, reject) => {
+    const r = httpRequest(`${reg.url}/v2/drop/blobs/${d}`, { agent: false }, (res) => {
+      res.once('data', () => { res.destroy(); resolve(); });
+    });
+    r.on('error', reject);
+    r.end();
+  });
+  // reads nothing for a while, then goes away
+  const stalled = await new Promise<Socket>((resolve) => {
+    const sock = connect(Number(new URL(reg.url).port), '127.0.0.1', () => {
+      sock.write(`GET /v2/drop/blobs/${d} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      sock.pause();
+      resolve(sock);
+    });
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  stalled.destroy();
+  assert.equal(await settle(base), base, 'no fd of a dropped transfer is left open');
+  // and the server serves on
+  const again = await fetch(`${reg.url}/v2/drop/blobs/${d}`);
+  assert.ok(Buffer.from(await again.arrayBuffer()).equals(data));
+  // a server closed mid-transfer ends it too
+  const other = await startRegistry({ listen: '127.0.0.1:0', storage });
+  const inflight = await new Promise<Socket>((resolve) => {
+    const sock = connect(Number(new URL(other.url).port), '127.0.0.1', () => {
+      sock.write(`GET /v2/drop/blobs/${d} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      sock.pause();
+      resolve(sock);
+    });
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  const closed = new Promise((r) => inflight.on('close', r));
+  inflight.resume();
+  inflight.on('data', () => {});
+  await other.close();
+  await closed;
+  assert.equal(await settle(base), base);
 });

@@ -103,6 +103,35 @@ export class Puller {
   private async fetchBlob(b: Descriptor, lease: Lease): Promise<void> {
     const stream = await this.client.getBlob(this.src.repository, b.digest);
     let done = 0;
+    const mode = process.env.PULL_MODE ?? 'orig';
+    if (mode !== 'orig') {
+      const progress = this.progress;
+      const CH = Number(process.env.PULL_CHUNK ?? (1 << 20));
+      const gen = mode === 'gen' ? async function* () {
+        for await (const c of stream as AsyncIterable<Buffer>) { done += c.length; progress.update(b.digest, done); yield c; }
+      } : async function* () {
+        let buf = Buffer.allocUnsafe(CH), n = 0;
+        for await (const c of stream as AsyncIterable<Buffer>) {
+          done += c.length; progress.update(b.digest, done);
+          if (n === 0 && c.length >= CH) { yield c; continue; }
+          let off = 0;
+          while (off < c.length) {
+            const k = Math.min(CH - n, c.length - off);
+            c.copy(buf, n, off, off + k); n += k; off += k;
+            if (n === CH) { yield buf; buf = Buffer.allocUnsafe(CH); n = 0; }
+          }
+        }
+        if (n > 0) yield buf.subarray(0, n);
+      };
+      this.progress.start(b.digest, b.size, 'pulling');
+      try {
+        await this.svc.content.write(gen(), { digest: b.digest, size: b.size }, lease);
+      } catch (err) {
+        stream.destroy();
+        throw err instanceof PierError ? new PierError(`blob ${b.digest}: ${err.message}`) : err;
+      }
+      return;
+    }
     const counter = new Transform({
       transform: (c: Buffer, _enc, cb) => { done += c.length; this.progress.update(b.digest, done); cb(null, c); },
     });

@@ -108,7 +108,7 @@ export class Pusher {
         (start, end) => createReadStream(path, { start, end }),
         { onChunk: (done) => this.progress.update(b.digest, done) });
     } else {
-      await this.client.putBlob(repo, location, b.digest, b.size, () => createReadStream(path));
+      await this.client.putBlob(repo, location, b.digest, b.size, () => createReadStream(path, { highWaterMark: Number(process.env.PUSH_HWM ?? 65536) }));
     }
     record('pushed', 'pushed');
   }

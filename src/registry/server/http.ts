@@ -3,12 +3,14 @@
  * Every answer carries `Docker-Distribution-API-Version: registry/2.0`; errors are the spec's JSON.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../common/errors.ts';
 import { RegistryError } from './errors.ts';
 import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState } from './store.ts';
 import { isValidTag } from '../../image/index.ts';
 import type { Gate } from './gate.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
+import { sendBody } from './sendfile.ts';
 
 const ROUTE = /^\/v2\/(.+?)\/(blobs\/uploads\/([^/]*)|blobs\/([^/]+)|manifests\/([^/]+)|tags\/list|referrers\/([^/]+))$/;
 const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
@@ -154,8 +156,23 @@ async function blobs(store: RegistryStore, req: IncomingMessage, res: ServerResp
     return;
   }
   if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'blobs');
-  const size = await store.blobStat(name, digest);
-  if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
+  const linked = await store.blobStat(name, digest);
+  if (linked === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
+  // a GET opens the file before answering: the size is the open file's, and a blob swept meanwhile is
+  // a clean 404 rather than a cut connection
+  const file = method === 'GET' && linked > 0 ? await store.openBlob(digest) : undefined;
+  if (method === 'GET' && linked > 0 && file === undefined && store.driver.open) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
+  const size = file?.size ?? linked;
+  try {
+    await blobBody(store, req, res, digest, size, file?.fh);
+  } catch (err) {
+    await file?.fh.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function blobBody(store: RegistryStore, req: IncomingMessage, res: ServerResponse, digest: string, size: number, fh: FileHandle | undefined): Promise<void> {
+  const method = req.method ?? 'GET';
   const base = { 'Docker-Content-Digest': digest, 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes', ETag: `"${digest}"` };
   let range: { start: number; end: number } | undefined;
   const rh = req.headers.range;
@@ -176,7 +193,12 @@ async function blobs(store: RegistryStore, req: IncomingMessage, res: ServerResp
   } else {
     res.writeHead(200, { 'Docker-Distribution-API-Version': 'registry/2.0', ...base, 'Content-Length': size });
   }
-  if (method === 'HEAD' || size === 0) { res.end(); return; }
+  if (method === 'HEAD' || size === 0) { await fh?.close(); res.end(); return; }
+  if (fh) {
+    const start = range?.start ?? 0;
+    await sendBody(res, fh, start, (range?.end ?? size - 1) - start + 1);
+    return;
+  }
   const src = store.blobReader(digest, range);
   src.on('error', () => res.destroy());
   src.pipe(res);
@@ -206,7 +228,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
     if (digestParam !== null) {
       await store.withLock(uuid, async () => {
         const st = await store.getUpload(name, uuid);
-        await store.appendUpload(uuid, st, req);
+        await store.appendUpload(uuid, st, req, undefined, { save: false });
         const { digest } = checkDigest(digestParam);
         await store.commitUpload(name, uuid, digest);
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
@@ -247,7 +269,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
         const { digest } = checkDigest(digestParam);
         const cr = parseContentRange(req.headers['content-range']);
         if (cr && cr.start !== st.offset) throw outOfOrder(st);
-        if (Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding']) await store.appendUpload(id, st, req, cr ? cr.end - cr.start + 1 : undefined);
+        if (Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding']) await store.appendUpload(id, st, req, cr ? cr.end - cr.start + 1 : undefined, { save: false });
         else req.resume();
         await store.commitUpload(name, id, digest);
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });

@@ -12,6 +12,13 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** byte counters of a keep-alive connection at the end of its previous request */
 const lastCount = new WeakMap<Socket, { read: number; written: number }>();
+/** bytes written to a connection behind Node's back (sendfile), which `bytesWritten` misses */
+const sentAside = new WeakMap<Socket, number>();
+
+/** Count bytes the addon wrote to `sock` directly. */
+export function addSentBytes(sock: Socket, n: number): void {
+  if (n > 0) sentAside.set(sock, (sentAside.get(sock) ?? 0) + n);
+}
 
 export interface RequestRecord {
   method: string;
@@ -120,7 +127,7 @@ export function watch(req: IncomingMessage, res: ServerResponse, ctx: { user?: s
     if (finished) return;
     finished = true;
     const prev = lastCount.get(sock) ?? { read: 0, written: 0 };
-    const now = { read: sock.bytesRead, written: sock.bytesWritten };
+    const now = { read: sock.bytesRead, written: sock.bytesWritten + (sentAside.get(sock) ?? 0) };
     lastCount.set(sock, now);
     const path = (req.url ?? '/').split('?')[0];
     done({

@@ -6,15 +6,75 @@
  * else creates a file under a final name.
  */
 import { createReadStream, createWriteStream, type Stats } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes, rmdir } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes, rmdir, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { errnoOf, PierError } from '../../common/errors.ts';
+import { fsx, SYNC_FILE_RANGE_WRITE, type PierFs } from '../../common/fsx.ts';
 
 /** Read and write buffer for blob streams: big enough that a GB-sized blob is a few thousand syscalls. */
 export const STREAM_CHUNK = 1 << 20;
+
+/** Bytes of a request body gathered (while a write is in flight) before the body is made to wait. */
+const APPEND_BACKLOG = 8 << 20;
+/** writev(2) takes at most IOV_MAX (1024) buffers. */
+const IOV_MAX = 1024;
+
+/** Write all of bufs at the file's end (it is open for appending), however the kernel splits it. */
+async function writevAll(fh: FileHandle, bufs: Uint8Array[]): Promise<number> {
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  let i = 0;
+  while (i < bufs.length) {
+    const batch = bufs.slice(i, i + IOV_MAX);
+    const want = batch.reduce((s, b) => s + b.length, 0);
+    let { bytesWritten } = await fh.writev(batch);
+    if (bytesWritten === want) { i += batch.length; continue; }
+    // a short write: skip what went out and carry on with the rest
+    while (bytesWritten > 0) {
+      const b = bufs[i];
+      if (bytesWritten >= b.length) { bytesWritten -= b.length; i++; } else { bufs[i] = b.subarray(bytesWritten); bytesWritten = 0; }
+    }
+  }
+  return total;
+}
+
+/** Start writeback every this many bytes appended, so the fsync before a blob goes live is short. */
+const WRITEBACK_EVERY = 8 << 20;
+
+/**
+ * Early writeback of a file being appended to (from `start`): every WRITEBACK_EVERY bytes,
+ * sync_file_range(SYNC_FILE_RANGE_WRITE) from the addon starts the disk on what was written without
+ * waiting for it. Only a head start for the fsync that follows; `settled()` must be awaited before
+ * the fd is closed. A no-op without the addon.
+ */
+function writeback(fd: number, start: number): { wrote(n: number): void; settled(): Promise<void> } {
+  let sfr: PierFs['syncFileRange'];
+  if (process.env.PIER_EXP_SFR !== '0') {
+    try { sfr = fsx().syncFileRange; } catch { /* no addon */ }
+  }
+  let end = start;
+  let kicked = start;
+  const running = new Set<Promise<void>>();
+  return {
+    wrote(n: number) {
+      end += n;
+      if (!sfr || end - kicked < WRITEBACK_EVERY) return;
+      const off = kicked;
+      kicked = end;
+      const p = new Promise<void>((resolve) => {
+        try { sfr(fd, off, end - off, SYNC_FILE_RANGE_WRITE, () => resolve()); } catch { resolve(); }
+      });
+      running.add(p);
+      void p.then(() => running.delete(p));
+    },
+    async settled() {
+      while (running.size) await Promise.all(running);
+    },
+  };
+}
 
 export interface FileInfo {
   size: number;
@@ -29,6 +89,11 @@ export interface StorageDriver {
   read(path: string): Promise<Buffer | undefined>;
   /** a stream of bytes [start, end] inclusive (all when omitted) */
   reader(path: string, range?: { start: number; end: number }): Readable;
+  /**
+   * Optional: the file opened for reading (undefined when absent), for drivers backed by local
+   * files, so the server can send it with sendfile(2).
+   */
+  open?(path: string): Promise<FileHandle | undefined>;
   /** write a whole file atomically (temp + rename), creating parents */
   putFile(path: string, data: string | Uint8Array): Promise<void>;
   /** append a stream to a file (created if absent); returns the bytes written */
@@ -77,6 +142,13 @@ export class FilesystemDriver implements StorageDriver {
     return createReadStream(this.abs(p), range ? { start: range.start, end: range.end, highWaterMark: STREAM_CHUNK } : { highWaterMark: STREAM_CHUNK });
   }
 
+  async open(p: string): Promise<FileHandle | undefined> {
+    try { return await open(this.abs(p), 'r'); } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
+      throw err;
+    }
+  }
+
   async putFile(p: string, data: string | Uint8Array): Promise<void> {
     const a = this.abs(p);
     await mkdir(dirname(a), { recursive: true });
@@ -95,6 +167,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async append(p: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number> {
+    if (process.env.PIER_EXP_APPEND !== 'old') return this.appendBatched(p, body, onChunk);
     const a = this.abs(p);
     await mkdir(dirname(a), { recursive: true });
     let n = 0;
@@ -109,11 +182,60 @@ export class FilesystemDriver implements StorageDriver {
     return n;
   }
 
+  /**
+   * Chunks go to the file as they come, with no copy: while one write is in flight the next chunks
+   * gather, and go out together in one writev when it is done; past APPEND_BACKLOG bytes gathered,
+   * the body waits (backpressure).
+   */
+  private async appendBatched(p: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number> {
+    const a = this.abs(p);
+    await mkdir(dirname(a), { recursive: true });
+    const fh = await open(a, 'a');
+    let n = 0;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    let inflight: Promise<void> | undefined;
+    let failure: unknown;
+    const wb = writeback(fh.fd, (await fh.stat()).size);
+    const flush = async (): Promise<void> => {
+      try {
+        while (pending.length) {
+          const bufs = pending;
+          pending = [];
+          pendingBytes = 0;
+          wb.wrote(await writevAll(fh, bufs));
+        }
+      } catch (err) {
+        failure ??= err;
+      } finally {
+        inflight = undefined;
+      }
+    };
+    try {
+      for await (const chunk of body) {
+        if (failure) break;
+        n += chunk.length;
+        onChunk?.(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (!inflight) inflight = flush();
+        else if (pendingBytes >= APPEND_BACKLOG) await inflight;
+      }
+    } finally {
+      while (inflight) await inflight;
+      if (!failure && pending.length) await flush();
+      await wb.settled();
+      await fh.close();
+    }
+    if (failure) throw failure;
+    return n;
+  }
+
   async moveIn(from: string, to: string): Promise<void> {
     const a = this.abs(to);
     await mkdir(dirname(a), { recursive: true });
     const fh = await open(this.abs(from), 'r');
-    try { await fh.sync(); } finally { await fh.close(); }
+    const t0 = performance.now(); try { if (process.env.PIER_EXP_NOFSYNC !== "1") await fh.sync(); } finally { await fh.close(); } if (process.env.PIER_EXP_LOG) process.stderr.write(`fsync ${from} ${(performance.now() - t0).toFixed(0)}ms at ${performance.now().toFixed(0)}\n`);
     const now = new Date();
     await utimes(this.abs(from), now, now);
     await rename(this.abs(from), a);

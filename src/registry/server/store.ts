@@ -12,6 +12,7 @@
  * A blob is only ever written to the pool by an atomic rename after its digest was verified.
  */
 import { randomUUID, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest, newHash, digestOf, type DigestAlgorithm } from '../../common/digest.ts';
 import { messageOf } from '../../common/errors.ts';
@@ -113,6 +114,18 @@ export class RegistryStore {
     return this.driver.reader(blobKey(digest), range);
   }
 
+  /** The pool file of a blob, open, with its size; undefined when the driver has no files (or it is gone). */
+  async openBlob(digest: string): Promise<{ fh: FileHandle; size: number } | undefined> {
+    const fh = await this.driver.open?.(blobKey(digest));
+    if (!fh) return undefined;
+    try {
+      return { fh, size: (await fh.stat()).size };
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+  }
+
   async linkBlob(name: string, digest: string): Promise<void> {
     await this.driver.putFile(repoKey(name, '_layers', linkPath(digest)), digest);
   }
@@ -174,8 +187,9 @@ export class RegistryStore {
   /**
    * Append a request body at the session's offset, hashing it as it is written; on a failed write
    * the data is cut back and the live hash stays at the old offset (the chunk went into a copy).
+   * `save: false` when a commit follows at once.
    */
-  async appendUpload(id: string, state: UploadState, body: AsyncIterable<Uint8Array>, expect?: number): Promise<UploadState> {
+  async appendUpload(id: string, state: UploadState, body: AsyncIterable<Uint8Array>, expect?: number, opts: { save?: boolean } = {}): Promise<UploadState> {
     const cur = this.live.get(id);
     const h = cur && cur.offset === state.offset ? cur.hash.copy() : undefined;
     let n: number;
@@ -190,7 +204,9 @@ export class RegistryStore {
       throw new RegistryError('SIZE_INVALID', 400, { message: `chunk has ${n} bytes, Content-Range says ${expect}` });
     }
     const next = { ...state, offset: state.offset + n };
-    await this.saveUpload(id, next);
+    // a commit that follows at once (PUT with the last chunk) need not record the offset: if it fails
+    // or the process dies first, the chunk was never acknowledged and is cut off when next touched
+    if (opts.save !== false) await this.saveUpload(id, next);
     if (h) this.setLive(id, { hash: h, offset: next.offset });
     else this.live.delete(id);
     return next;

@@ -1,0 +1,165 @@
+/**
+ * `pier create [flags] IMAGE [COMMAND [ARG…]]`: make a container without starting it. Its flags are
+ * `pier run`'s, which adds -d and --rm's behaviour on top.
+ */
+import { accessSync, constants } from 'node:fs';
+import { resolve } from 'node:path';
+import { PierError } from '../../common/errors.ts';
+import { writeStdout } from '../../common/log.ts';
+import { parseRestartPolicy, type CreateRequest } from '../../engine/index.ts';
+import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
+import { client, command, envArgs, parse, parsePort, parseSize, readEnvFile } from './common.ts';
+
+export const CREATE_FLAGS: FlagSpec[] = [
+  { name: 'interactive', short: 'i' },
+  { name: 'tty', short: 't' },
+  { name: 'name', value: true },
+  { name: 'env', short: 'e', value: true, multi: true },
+  { name: 'env-file', value: true, multi: true },
+  { name: 'publish', short: 'p', value: true, multi: true },
+  { name: 'volume', short: 'v', value: true, multi: true },
+  { name: 'workdir', short: 'w', value: true },
+  { name: 'user', short: 'u', value: true },
+  { name: 'entrypoint', value: true },
+  { name: 'hostname', value: true },
+  { name: 'network', value: true },
+  { name: 'net', value: true },
+  { name: 'network-alias', value: true, multi: true },
+  { name: 'memory', short: 'm', value: true },
+  { name: 'cpus', value: true },
+  { name: 'pids-limit', value: true },
+  { name: 'restart', value: true },
+  { name: 'read-only' },
+  { name: 'cap-add', value: true, multi: true },
+  { name: 'cap-drop', value: true, multi: true },
+  { name: 'init' },
+  { name: 'rm' },
+  { name: 'runtime', value: true },
+  { name: 'label', short: 'l', value: true, multi: true },
+  { name: 'log-opt', value: true, multi: true },
+  { name: 'add-host', value: true, multi: true },
+  { name: 'stop-signal', value: true },
+  { name: 'stop-timeout', value: true },
+];
+
+export const CREATE_USAGE_FLAGS = `flags:
+  -i, --interactive        keep stdin open
+  -t, --tty                allocate a terminal
+  --name NAME              container name
+  -e, --env K=V            set an environment variable (repeatable); --env-file FILE
+  -p, --publish [IP:]HOST:CTR[/udp]   publish a port (repeatable)
+  -v, --volume SRC:DST[:ro]           named volume, host path, or /DST for an anonymous volume
+  -w, --workdir DIR        working directory      -u, --user USER[:GROUP]
+  --entrypoint CMD         replace the image's entrypoint ("" clears it)
+  --hostname NAME          --network bridge|none|host|NAME   --network-alias NAME
+  -m, --memory SIZE        memory limit (512m, 1g)   --cpus N   --pids-limit N
+  --restart no|on-failure[:N]|always|unless-stopped
+  --read-only              read-only root filesystem
+  --cap-add CAP, --cap-drop CAP   (ALL allowed)
+  --init                   run pier-init as PID 1 (reaps zombies, forwards signals)
+  --rm                     remove the container when it exits
+  --runtime PATH           a runc-compatible runtime binary instead of pier's in-process runtime
+  -l, --label K=V          --log-opt max-size=10m|max-file=3   --add-host HOST:IP
+  --stop-signal SIG        --stop-timeout SECONDS
+`;
+
+function keyValues(values: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new PierError(`invalid ${what} ${JSON.stringify(v)}: use KEY=VALUE`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+function positive(s: string | undefined, what: string, integer: boolean): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new PierError(`invalid ${what} ${JSON.stringify(s)}: must be a positive ${integer ? 'integer' : 'number'}`);
+  return n;
+}
+
+/** The create request for parsed run/create flags; rest = IMAGE [COMMAND…]. */
+export function requestFrom(p: Parsed): CreateRequest {
+  if (p.rest.length === 0) throw new PierError('give an image (see --help)');
+  const [image, ...cmd] = p.rest;
+  const log: { maxSize?: number; maxFiles?: number } = {};
+  for (const [k, v] of Object.entries(keyValues(list(p, 'log-opt'), 'log option'))) {
+    if (k === 'max-size') log.maxSize = parseSize(v, 'log max-size');
+    else if (k === 'max-file') log.maxFiles = positive(v, 'log max-file', true);
+    else throw new PierError(`unknown log option ${JSON.stringify(k)}: use max-size or max-file`);
+  }
+  for (const h of list(p, 'add-host')) {
+    if (!/^[^:]+:\d{1,3}(\.\d{1,3}){3}$/.test(h)) throw new PierError(`invalid --add-host ${JSON.stringify(h)}: use HOST:IPv4`);
+  }
+  const entrypoint = str(p, 'entrypoint');
+  const network = str(p, 'network') ?? str(p, 'net');
+  const stopTimeout = str(p, 'stop-timeout');
+  if (stopTimeout !== undefined && !/^\d+$/.test(stopTimeout)) throw new PierError(`invalid --stop-timeout ${JSON.stringify(stopTimeout)}: whole seconds`);
+  const memory = str(p, 'memory');
+  const req: CreateRequest = {
+    image,
+    ...(cmd.length ? { cmd } : {}),
+    ...(entrypoint !== undefined ? { entrypoint: entrypoint === '' ? [] : [entrypoint] } : {}),
+    env: [...list(p, 'env-file').flatMap(readEnvFile), ...envArgs(list(p, 'env'))],
+    ...(str(p, 'name') !== undefined ? { name: str(p, 'name') } : {}),
+    ...(str(p, 'workdir') !== undefined ? { workdir: str(p, 'workdir') } : {}),
+    ...(str(p, 'user') !== undefined ? { user: str(p, 'user') } : {}),
+    ...(str(p, 'hostname') !== undefined ? { hostname: str(p, 'hostname') } : {}),
+    tty: bool(p, 'tty'),
+    stdin: bool(p, 'interactive'),
+    ...(network !== undefined ? { network } : {}),
+    networkAliases: list(p, 'network-alias'),
+    ports: list(p, 'publish').map(parsePort),
+    volumes: list(p, 'volume').map((v) => {
+      // A relative host path is relative to where the command runs (docker needs absolute ones; be kind).
+      const [src, ...restParts] = v.split(':');
+      return restParts.length && (src.startsWith('.') || src.startsWith('~')) ? [resolve(src), ...restParts].join(':') : v;
+    }),
+    ...(memory !== undefined ? { memory: parseSize(memory, 'memory') } : {}),
+    ...(str(p, 'cpus') !== undefined ? { cpus: positive(str(p, 'cpus'), '--cpus', false) } : {}),
+    ...(str(p, 'pids-limit') !== undefined ? { pidsLimit: positive(str(p, 'pids-limit'), '--pids-limit', true) } : {}),
+    ...(str(p, 'restart') !== undefined ? { restart: parseRestartPolicy(str(p, 'restart')!) } : {}),
+    readOnly: bool(p, 'read-only'),
+    capAdd: list(p, 'cap-add'),
+    capDrop: list(p, 'cap-drop'),
+    init: bool(p, 'init'),
+    autoRemove: bool(p, 'rm'),
+    ...(str(p, 'runtime') !== undefined ? { runtime: resolveRuntime(str(p, 'runtime')!) } : {}),
+    labels: keyValues(list(p, 'label'), 'label'),
+    ...(Object.keys(log).length ? { log } : {}),
+    extraHosts: list(p, 'add-host'),
+    ...(str(p, 'stop-signal') !== undefined ? { stopSignal: str(p, 'stop-signal') } : {}),
+    ...(stopTimeout !== undefined ? { stopTimeout: Number(stopTimeout) } : {}),
+  };
+  if (req.memory !== undefined && req.memory < 6 * 1024 * 1024) throw new PierError('invalid --memory: the minimum is 6m');
+  return req;
+}
+
+/** `--runtime runc` finds runc on PATH; a path is taken as is. */
+function resolveRuntime(name: string): string {
+  if (name.includes('/')) return resolve(name);
+  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = `${dir}/${name}`;
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  throw new PierError(`runtime ${JSON.stringify(name)} not found on PATH`);
+}
+
+const USAGE = `usage: pier create [flags] IMAGE [COMMAND [ARG...]]
+
+${CREATE_USAGE_FLAGS}`;
+
+export function createMain(argv: string[]): Promise<number> {
+  return command('create', USAGE, argv, async () => {
+    const p = parse(argv, CREATE_FLAGS, 'create', true);
+    const req = requestFrom(p);
+    const c = await client().json<{ id: string }>('POST', '/containers', req);
+    writeStdout(`${c.id}\n`);
+    return 0;
+  });
+}

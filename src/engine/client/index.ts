@@ -1,0 +1,149 @@
+/**
+ * The engine API client the CLI uses: JSON requests and NDJSON streams over pierd's unix socket.
+ * When nothing answers on the socket it starts pierd (`pier daemon`, detached) and waits for it,
+ * as the docker-style CLI promises: the daemon is started by the CLI when absent.
+ */
+import { request, type IncomingMessage } from 'node:http';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
+import type { StreamLine } from '../api.ts';
+import { enginePaths, type EnginePaths } from '../paths.ts';
+
+export const API_PREFIX = '/v1';
+
+export interface ClientOptions {
+  paths?: EnginePaths;
+  /** Start pierd when absent (default true). */
+  autoStart?: boolean;
+  /** argv to start the daemon with (default: this CLI's `daemon`). */
+  daemonCommand?: string[];
+}
+
+export class EngineClient {
+  readonly paths: EnginePaths;
+  private autoStart: boolean;
+  private daemonCommand: string[];
+  private started = false;
+
+  constructor(opts: ClientOptions = {}) {
+    this.paths = opts.paths ?? enginePaths();
+    this.autoStart = opts.autoStart ?? true;
+    this.daemonCommand = opts.daemonCommand ?? [process.execPath, ...process.execArgv.filter((a) => !a.startsWith('--inspect')), process.argv[1], 'daemon'];
+  }
+
+  private raw(method: string, path: string, body?: unknown | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const isStream = body !== undefined && body !== null && typeof (body as NodeJS.ReadableStream).pipe === 'function';
+      const data = body === undefined || isStream ? undefined : JSON.stringify(body);
+      const req = request({
+        socketPath: this.paths.socket,
+        method,
+        path: `${API_PREFIX}${path}`,
+        headers: {
+          ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) } : {}),
+          ...headers,
+        },
+      }, resolve);
+      req.on('error', reject);
+      if (isStream) (body as NodeJS.ReadableStream).pipe(req);
+      else req.end(data);
+    });
+  }
+
+  /** Send, starting the daemon once if the socket has nobody behind it. */
+  async send(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<IncomingMessage> {
+    try {
+      return await this.raw(method, path, body, headers);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (!this.autoStart || this.started || (code !== 'ENOENT' && code !== 'ECONNREFUSED')) throw unreachable(this.paths.socket, err);
+      await this.startDaemon();
+      return this.raw(method, path, body, headers);
+    }
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    const text = await readAll(res);
+    const value = text ? (JSON.parse(text) as unknown) : undefined;
+    if ((res.statusCode ?? 500) >= 400) {
+      const msg = (value as { message?: string } | undefined)?.message ?? `pierd answered ${res.statusCode}`;
+      throw new PierError(msg, { exitCode: res.statusCode === 404 ? 1 : 1 });
+    }
+    return value as T;
+  }
+
+  /** An NDJSON stream; errors before the stream starts are thrown. */
+  async *stream(method: string, path: string, body?: unknown): AsyncGenerator<StreamLine> {
+    const res = await this.send(method, path, body);
+    if ((res.statusCode ?? 500) >= 400) {
+      const text = await readAll(res);
+      let msg = `pierd answered ${res.statusCode}`;
+      try { msg = (JSON.parse(text) as { message: string }).message; } catch { /* not JSON */ }
+      throw new PierError(msg);
+    }
+    let buf = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res) {
+      buf += chunk as string;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line) yield JSON.parse(line) as StreamLine;
+      }
+    }
+  }
+
+  /** A raw byte stream (archives). */
+  async bytes(method: string, path: string, body?: NodeJS.ReadableStream): Promise<IncomingMessage> {
+    const res = await this.send(method, path, body, body ? { 'content-type': 'application/x-tar', 'transfer-encoding': 'chunked' } : {});
+    if ((res.statusCode ?? 500) >= 400) {
+      const text = await readAll(res);
+      let msg = `pierd answered ${res.statusCode}`;
+      try { msg = (JSON.parse(text) as { message: string }).message; } catch { /* not JSON */ }
+      throw new PierError(msg);
+    }
+    return res;
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      const res = await this.raw('GET', '/_ping');
+      await readAll(res);
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  private async startDaemon(): Promise<void> {
+    this.started = true;
+    mkdirSync(this.paths.run, { recursive: true, mode: 0o700 });
+    const log = openSync(this.paths.daemonLog, 'a');
+    try {
+      const [cmd, ...args] = this.daemonCommand;
+      const child = spawn(cmd, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, PIER_ROOT: this.paths.root, PIER_RUN: this.paths.run } });
+      child.unref();
+    } finally {
+      closeSync(log);
+    }
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (await this.ping()) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new PierError(`pierd did not start within 10 s (see ${this.paths.daemonLog})`);
+  }
+}
+
+function unreachable(socket: string, err: unknown): PierError {
+  return new PierError(`cannot reach pierd at ${socket}: ${messageOf(err)}`);
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,83 @@
+/**
+ * pierd: the engine daemon. Binds the API socket first (the bound socket is also the
+ * one-daemon-at-a-time lock), then takes over the containers on disk, then serves. SIGTERM/SIGINT
+ * stop the daemon only — containers keep running under their shims, as after a kill -9.
+ */
+import { chmodSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { Server } from 'node:http';
+import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
+import { writeFileAtomic } from '../../common/atomic.ts';
+import { Logger } from '../../common/log.ts';
+import { enginePaths, type EnginePaths } from '../paths.ts';
+import { Engine } from './engine.ts';
+import { createApiServer } from './server.ts';
+
+export { Engine } from './engine.ts';
+export { createApiServer, API_VERSION } from './server.ts';
+export { parseRestartPolicy } from './restart.ts';
+export { parseVolumeSpec } from './mounts.ts';
+
+function alive(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(socket);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function listen(server: Server, socket: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socket, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+export interface Daemon {
+  engine: Engine;
+  server: Server;
+  paths: EnginePaths;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = {}): Promise<Daemon> {
+  const paths = opts.paths ?? enginePaths();
+  const log = opts.log ?? new Logger();
+  const engine = new Engine({ paths, log });
+  let ready!: () => void;
+  const initialised = new Promise<void>((r) => { ready = r; });
+  const api = createApiServer(engine);
+  // Requests wait for the takeover of existing containers; only the ping answers at once.
+  const handler = api.listeners('request')[0] as (req: unknown, res: unknown) => void;
+  api.removeAllListeners('request');
+  api.on('request', (req: { url?: string }, res) => {
+    if (req.url === '/v1/_ping') { handler(req, res); return; }
+    void initialised.then(() => handler(req, res));
+  });
+  try {
+    await listen(api, paths.socket);
+  } catch (err) {
+    if (errnoOf(err) !== 'EADDRINUSE') throw new PierError(`cannot listen on ${paths.socket}: ${messageOf(err)}`);
+    if (await alive(paths.socket)) throw new PierError(`pierd is already running on ${paths.socket}`);
+    rmSync(paths.socket, { force: true });
+    await listen(api, paths.socket);
+  }
+  chmodSync(paths.socket, 0o660);
+  writeFileAtomic(paths.pidFile, `${process.pid}\n`);
+  try {
+    await engine.init();
+  } catch (err) {
+    api.close();
+    rmSync(paths.socket, { force: true });
+    throw err;
+  }
+  ready();
+  log.info(`pierd ${process.pid} serving ${paths.socket}`);
+  const stop = async () => {
+    await new Promise<void>((r) => { api.close(() => r()); api.closeAllConnections(); });
+    await engine.close();
+    rmSync(paths.socket, { force: true });
+    rmSync(paths.pidFile, { force: true });
+  };
+  return { engine, server: api, paths, stop };
+}

@@ -1,0 +1,558 @@
+/**
+ * The shim process (dist/pier-shim.cjs): one per container. It runs the container through a Runner,
+ * copies its output into the json-file log and to attached clients, serves the control socket,
+ * and when the container exits deletes it, writes the exit file and leaves.
+ *
+ *   pier-shim --config '<ShimConfig JSON>'   started by spawnShim; reports on fd 3, then closes it
+ *   pier-shim --idle <socket>                pool mode: waits for {"op":"start","config":…}
+ *
+ * It never touches process.stdout/stderr (they are /dev/null once detached); diagnostics go to
+ * cfg.shimLog when set.
+ */
+import { appendFileSync, closeSync, fstatSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createServer, Socket, type Server } from 'node:net';
+import { dirname } from 'node:path';
+import { writeFileAtomic, mkdirp } from '../../common/atomic.ts';
+import { messageOf, PierError } from '../../common/errors.ts';
+import { Logger } from '../../common/log.ts';
+import { childProcess } from '../../common/lazy.ts';
+import { parseSignal } from '../../runtime/signals.ts';
+import { FRAME, FrameReader, encodeFrame, jsonFrame, type Request } from './protocol.ts';
+import { JsonLog, formatTime, nowNs, type LogStream } from './jsonlog.ts';
+import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from './fifo.ts';
+import { makeRunner, type Runner } from './runner.ts';
+import { checkConfig } from './config.ts';
+import type { ExitStatus, ShimConfig, StartResult } from './types.ts';
+
+type State = 'idle' | 'starting' | 'created' | 'running' | 'exiting' | 'exited';
+
+/** A client connection. */
+interface Conn {
+  sock: Socket;
+  op?: Request['op'];
+  streams?: { stdout: boolean; stderr: boolean };
+  /** waiting for this client to drain before reading more container output */
+  blocking?: boolean;
+}
+
+/** Pause reading container output while an attached client has this much unsent. */
+const HIGH_WATER = 1 << 20;
+/** After exit: how long to wait for the output pipes' EOF before and after the delete. */
+const EOF_WAIT_MS = 500;
+/** After the exit frames went out: how long a client may take to hang up. */
+const LINGER_MS = 5_000;
+
+class Shim {
+  state: State = 'idle';
+  cfg: ShimConfig | undefined;
+  private servers: Array<{ server: Server; path: string; ino?: number }> = [];
+  private conns = new Set<Conn>();
+  private runner: Runner | undefined;
+  private log: JsonLog | undefined;
+  /** log entries held until the start succeeded: a failed start leaves no log */
+  private preStart: Array<[LogStream, Buffer, string]> | undefined = [];
+  private outputs: Partial<Record<LogStream, Socket>> = {};
+  private outputsOpen = 0;
+  private outputsClosed: Promise<void> = Promise.resolve();
+  private stdin: Socket | undefined;
+  private stdinOwner: Conn | undefined;
+  private blockedClients = 0;
+  private initPid = 0;
+  private startedAt = '';
+  private exit: ExitStatus | undefined;
+  private fifoTmp: string | undefined;
+  private idlePipe: Socket | undefined;
+  private reportFd: number | undefined;
+  private quitting = false;
+  /** the exit watcher acts only once the container's end is news: started, or created for a deferred start */
+  private watchExit = false;
+  private starting: Promise<void> | undefined;
+  private startError: string | undefined;
+
+  diag(msg: string): void {
+    const file = this.cfg?.shimLog;
+    if (!file) return;
+    try { appendFileSync(file, `${new Date().toISOString()} shim ${process.pid}: ${msg}\n`); } catch { /* nowhere to say it */ }
+  }
+
+  // ---- sockets -------------------------------------------------------------------------------
+
+  listen(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try { mkdirp(dirname(path), 0o700); } catch { /* listen reports it */ }
+      try { unlinkSync(path); } catch { /* no stale socket */ }
+      const server = createServer({ allowHalfOpen: false }, (sock) => this.accept(sock));
+      server.once('error', (err) => reject(new PierError(`cannot listen on shim socket ${path}: ${messageOf(err)}`)));
+      server.listen(path, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => this.diag(`socket ${path}: ${messageOf(err)}`));
+        let ino: number | undefined;
+        try { ino = statSync(path).ino; } catch { /* raced away */ }
+        this.servers.push({ server, path, ino });
+        resolve();
+      });
+    });
+  }
+
+  private closeServer(path: string): void {
+    const i = this.servers.findIndex((s) => s.path === path);
+    if (i < 0) return;
+    const [s] = this.servers.splice(i, 1);
+    s.server.close();
+    // only our own socket file: a newer shim may already listen on the same path
+    try { if (s.ino === undefined || statSync(s.path).ino === s.ino) unlinkSync(s.path); } catch { /* dir vanished */ }
+  }
+
+  private accept(sock: Socket): void {
+    const conn: Conn = { sock };
+    this.conns.add(conn);
+    const reader = new FrameReader({ line: true });
+    sock.on('data', (chunk: Buffer) => {
+      let items;
+      try {
+        items = reader.push(chunk);
+      } catch (err) {
+        this.replyAndEnd(conn, { error: messageOf(err) });
+        return;
+      }
+      for (const it of items) {
+        if ('line' in it) this.request(conn, it.line);
+        else this.frame(conn, it.type, it.payload);
+      }
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => this.drop(conn));
+  }
+
+  private drop(conn: Conn): void {
+    if (!this.conns.delete(conn)) return;
+    if (conn.blocking) { conn.blocking = false; this.unblock(); }
+    if (this.stdinOwner === conn) this.stdinOwner = undefined; // a later attacher may take stdin
+    if (this.state === 'exited' && this.conns.size === 0) this.quit(0);
+  }
+
+  private send(conn: Conn, buf: Buffer): void {
+    if (conn.sock.destroyed || !conn.sock.writable) return;
+    conn.sock.write(buf);
+  }
+
+  private replyAndEnd(conn: Conn, value: unknown): void {
+    this.send(conn, jsonFrame(FRAME.REPLY, value));
+    conn.sock.end();
+  }
+
+  private request(conn: Conn, line: string): void {
+    let req: Request;
+    try {
+      req = JSON.parse(line) as Request;
+      if (!req || typeof req !== 'object' || typeof req.op !== 'string') throw new Error('no op');
+    } catch {
+      this.replyAndEnd(conn, { error: 'bad request: expected one JSON line {"op":…}' });
+      return;
+    }
+    conn.op = req.op;
+    switch (req.op) {
+      case 'wait':
+        if (this.exit) this.sendExit(conn);
+        return;
+      case 'attach':
+        this.attach(conn, req);
+        return;
+      case 'resize':
+        this.resize(Number(req.cols), Number(req.rows)).then(() => this.replyAndEnd(conn, { ok: true }), (err) => this.replyAndEnd(conn, { error: messageOf(err) }));
+        return;
+      case 'kill':
+        try {
+          const sig = typeof req.signal === 'number' ? req.signal : parseSignal(req.signal ?? 'SIGTERM');
+          if (this.state !== 'running' && this.state !== 'created') throw new PierError('container not running');
+          this.stop(sig);
+          this.replyAndEnd(conn, { ok: true });
+        } catch (err) {
+          this.replyAndEnd(conn, { error: messageOf(err) });
+        }
+        return;
+      case 'status':
+        this.replyAndEnd(conn, { ok: true, state: this.state, id: this.cfg?.id, shimPid: process.pid, initPid: this.initPid, ...(this.exit ? { exit: this.exit } : {}) });
+        return;
+      case 'start':
+        if (this.state === 'idle' && req.config !== undefined) void this.startFromIdle(conn, req.config);
+        else if (this.state === 'created' && req.config === undefined) void this.startDeferred(conn);
+        else this.replyAndEnd(conn, { error: `cannot start: the shim is ${this.state}${req.config !== undefined ? ' (a config is only accepted by an idle shim)' : ''}` });
+        return;
+      default:
+        this.replyAndEnd(conn, { error: `unknown op ${JSON.stringify((req as { op: string }).op)}` });
+    }
+  }
+
+  private attach(conn: Conn, req: Extract<Request, { op: 'attach' }>): void {
+    if (this.exit || this.state === 'idle') {
+      this.send(conn, jsonFrame(FRAME.REPLY, { ok: true, stdin: false, tty: !!this.cfg?.tty }));
+      if (this.exit) this.sendExit(conn);
+      else conn.sock.end();
+      return;
+    }
+    conn.streams = { stdout: req.stdout !== false, stderr: req.stderr !== false };
+    // stdin goes to one client at a time: the first that asks while it is open
+    let stdin = false;
+    if (req.stdin && this.stdin && !this.stdinOwner) {
+      this.stdinOwner = conn;
+      stdin = true;
+    }
+    this.send(conn, jsonFrame(FRAME.REPLY, { ok: true, stdin, tty: !!this.cfg?.tty }));
+  }
+
+  private frame(conn: Conn, type: number, payload: Buffer): void {
+    switch (type) {
+      case FRAME.STDIN:
+        if (this.stdinOwner === conn && this.stdin && this.stdin.writable && payload.length) {
+          if (!this.stdin.write(payload)) {
+            // the container is not reading: stop reading this client until it does
+            conn.sock.pause();
+            this.stdin.once('drain', () => conn.sock.resume());
+          }
+        }
+        return;
+      case FRAME.STDIN_EOF:
+        if (this.stdinOwner === conn && this.stdin) {
+          this.stdin.end();
+          this.stdin = undefined;
+          this.stdinOwner = undefined;
+        }
+        return;
+      case FRAME.RESIZE:
+        try {
+          const { cols, rows } = JSON.parse(payload.toString('utf8')) as { cols: number; rows: number };
+          this.resize(Number(cols), Number(rows)).catch((err) => this.diag(`resize: ${messageOf(err)}`));
+        } catch { /* a bad resize frame is ignored */ }
+        return;
+      default:
+        // unknown client frames are ignored so newer clients can talk to older shims
+    }
+  }
+
+  private sendExit(conn: Conn): void {
+    this.send(conn, jsonFrame(FRAME.EXIT, this.exit));
+    conn.sock.end();
+  }
+
+  // ---- terminal ------------------------------------------------------------------------------
+
+  /**
+   * Window size of the container's terminal. pier-helper owns the pty master and only copies its
+   * own stdin's size (a pipe here), so the size is set on the slave instead: stty -F on the init's
+   * fd 0, which the kernel turns into SIGWINCH for the foreground process group.
+   */
+  private resize(cols: number, rows: number): Promise<void> {
+    if (!this.cfg?.tty) return Promise.reject(new PierError('the container has no terminal'));
+    if (!(this.state === 'running' || this.state === 'created') || this.initPid <= 0) return Promise.reject(new PierError('container not running'));
+    if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols <= 0 || rows <= 0 || cols > 65535 || rows > 65535) {
+      return Promise.reject(new PierError(`invalid terminal size ${cols}x${rows}`));
+    }
+    return new Promise((resolve, reject) => {
+      childProcess().execFile('stty', ['-F', `/proc/${this.initPid}/fd/0`, 'rows', String(rows), 'cols', String(cols)], {
+        timeout: 5000, env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' },
+      }, (err, _o, stderr) => {
+        if (err) reject(new PierError(`resize: ${String(stderr).trim() || err.message}`));
+        else resolve();
+      });
+    });
+  }
+
+  // ---- container output ----------------------------------------------------------------------
+
+  private readOutput(stream: LogStream, fd: number): void {
+    const sock = new Socket({ fd, readable: true, writable: false });
+    this.outputs[stream] = sock;
+    this.outputsOpen++;
+    const type = stream === 'stdout' ? FRAME.STDOUT : FRAME.STDERR;
+    sock.on('data', (chunk: Buffer) => {
+      const time = formatTime(nowNs());
+      if (this.preStart) this.preStart.push([stream, chunk, time]);
+      else this.writeLog(stream, chunk, time);
+      let frame: Buffer | undefined;
+      for (const c of this.conns) {
+        if (!c.streams?.[stream]) continue;
+        frame ??= encodeFrame(type, chunk);
+        this.send(c, frame);
+        if (!c.blocking && c.sock.writableLength > HIGH_WATER) {
+          // docker semantics: a slow attached client slows the container, it does not lose output
+          c.blocking = true;
+          this.blockedClients++;
+          this.pauseOutputs();
+          c.sock.once('drain', () => { if (c.blocking) { c.blocking = false; this.unblock(); } });
+        }
+      }
+    });
+    sock.on('error', (err) => this.diag(`${stream}: ${messageOf(err)}`));
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    const before = this.outputsClosed;
+    this.outputsClosed = Promise.all([before, closed]).then(() => undefined);
+    sock.once('end', () => this.log?.end(stream));
+  }
+
+  private pauseOutputs(): void {
+    for (const s of Object.values(this.outputs)) s?.pause();
+  }
+
+  private unblock(): void {
+    if (--this.blockedClients <= 0) {
+      this.blockedClients = 0;
+      for (const s of Object.values(this.outputs)) s?.resume();
+    }
+  }
+
+  private writeLog(stream: LogStream, chunk: Buffer, time: string): void {
+    const log = this.log;
+    if (!log) return;
+    const hadError = log.error;
+    log.write(stream, chunk, time);
+    if (!hadError && log.error) this.diag(`log ${log.path}: ${messageOf(log.error)}`);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  /** Prepare everything and create (and unless deferred, start) the container. */
+  async run(cfg: ShimConfig): Promise<StartResult> {
+    this.cfg = cfg;
+    this.state = 'starting';
+    try {
+      checkConfig(cfg);
+      // a stale exit file from an earlier run would end `logs -f` and mislead a reconnecting pierd
+      try { unlinkSync(cfg.exitFile); } catch { /* none */ }
+      if (!this.servers.some((s) => s.path === cfg.socket)) await this.listen(cfg.socket);
+      try {
+        this.log = new JsonLog(cfg.log);
+      } catch (err) {
+        throw new PierError(`cannot open log file ${cfg.log.path}: ${messageOf(err)}`);
+      }
+      this.runner = makeRunner(cfg, new Logger({ file: cfg.shimLog, format: 'json' }));
+      this.fifoTmp = fifoDir();
+      const fifos: FifoEnds[] = [];
+      let stdin: FifoEnds | undefined;
+      try {
+        fifos.push(outputFifo(this.fifoTmp, 'stdout'), outputFifo(this.fifoTmp, 'stderr'));
+        if (cfg.stdin) stdin = inputFifo(this.fifoTmp, 'stdin');
+      } catch (err) {
+        for (const f of [...fifos, stdin]) { closeQuietly(f?.shim); closeQuietly(f?.container); }
+        throw new PierError(`cannot make the container's stdio pipes: ${messageOf(err)}`);
+      } finally {
+        removeDir(this.fifoTmp);
+        this.fifoTmp = undefined;
+      }
+      this.readOutput('stdout', fifos[0].shim);
+      this.readOutput('stderr', fifos[1].shim);
+      if (stdin) {
+        this.stdin = new Socket({ fd: stdin.shim, readable: false, writable: true });
+        // EPIPE once the container closed stdin or exited: the data had nowhere to go
+        this.stdin.on('error', () => { this.stdin = undefined; this.stdinOwner = undefined; });
+      }
+      const runner = this.runner;
+      this.initPid = await runner.create({ stdin: stdin?.container, stdout: fifos[0].container, stderr: fifos[1].container });
+      void runner.exited.then(async (e) => {
+        if (!this.watchExit) return;
+        // a start in progress commits the held output first
+        await this.starting?.catch(() => undefined);
+        await this.exited(e.exitCode, e.error);
+      });
+      if (cfg.deferStart) {
+        this.state = 'created';
+        this.watchExit = true;
+        return { shimPid: process.pid, initPid: this.initPid };
+      }
+      await this.startContainer();
+      return { shimPid: process.pid, initPid: this.initPid };
+    } catch (err) {
+      await this.failed();
+      throw err;
+    }
+  }
+
+  private startContainer(): Promise<void> {
+    this.state = 'starting';
+    this.starting = (async () => {
+      this.initPid = await this.runner!.start();
+      this.startedAt = formatTime(nowNs());
+      if (this.state === 'starting') this.state = 'running';
+      this.watchExit = true;
+      // the start succeeded: what the container printed meanwhile belongs in its log
+      const held = this.preStart ?? [];
+      this.preStart = undefined;
+      for (const [stream, chunk, time] of held) this.writeLog(stream, chunk, time);
+    })();
+    return this.starting;
+  }
+
+  /** create/start failed: undo what we made; the caller reports the error and we leave. */
+  private async failed(): Promise<void> {
+    this.state = 'exited';
+    for (const s of Object.values(this.outputs)) s?.destroy();
+    this.stdin?.destroy();
+    this.log?.close();
+    this.log = undefined;
+    if (this.fifoTmp) removeDir(this.fifoTmp);
+  }
+
+  /** Start a deferStart container. If that fails the runner has removed it and the exit watcher writes the exit file. */
+  private async startDeferred(conn: Conn): Promise<void> {
+    try {
+      await this.startContainer();
+      this.replyAndEnd(conn, { ok: true, shimPid: process.pid, initPid: this.initPid });
+    } catch (err) {
+      this.startError = messageOf(err);
+      this.replyAndEnd(conn, { error: this.startError });
+    }
+  }
+
+  /** Stop: a created container's init ignores signals until it execs, so it is removed instead. */
+  private stop(sig: number): void {
+    if (this.state === 'created') void this.runner!.abort();
+    else this.runner!.kill(sig);
+  }
+
+  private async startFromIdle(conn: Conn, config: unknown): Promise<void> {
+    // from now on pierd's death must not end us
+    this.idlePipe?.destroy();
+    this.idlePipe = undefined;
+    const idleSocket = this.servers[0]?.path;
+    try {
+      const r = await this.run(config as ShimConfig);
+      this.replyAndEnd(conn, { ok: true, ...r });
+    } catch (err) {
+      this.replyAndEnd(conn, { error: messageOf(err) });
+      this.endAll();
+    } finally {
+      if (idleSocket && idleSocket !== this.cfg?.socket) this.closeServer(idleSocket);
+    }
+  }
+
+  private async exited(exitCode: number, error: string | undefined): Promise<void> {
+    if (this.state === 'exiting' || this.state === 'exited') return;
+    this.state = 'exiting';
+    const finishedAt = formatTime(nowNs());
+    const timeout = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+    await Promise.race([this.outputsClosed, timeout(EOF_WAIT_MS)]);
+    // the delete kills whatever still holds the pipes (a container without its own pid namespace)
+    const fin = await this.runner!.finish();
+    await Promise.race([this.outputsClosed, timeout(EOF_WAIT_MS)]);
+    for (const s of Object.values(this.outputs)) s?.destroy();
+    this.stdin?.destroy();
+    this.stdin = undefined;
+    this.log?.close();
+    const logError = this.log?.error ? `log: ${messageOf(this.log.error)}` : undefined;
+    const errors = [...new Set([this.startError, error, fin.error, logError].filter(Boolean))];
+    this.exit = {
+      exitCode,
+      oomKilled: fin.oomKilled,
+      // docker's zero time for a container that never started
+      startedAt: this.startedAt || '0001-01-01T00:00:00Z',
+      finishedAt,
+      ...(errors.length ? { error: errors.join('; ') } : {}),
+    };
+    try {
+      writeFileAtomic(this.cfg!.exitFile, JSON.stringify(this.exit) + '\n');
+    } catch (err) {
+      this.diag(`cannot write exit file ${this.cfg!.exitFile}: ${messageOf(err)}`);
+    }
+    this.state = 'exited';
+    for (const c of this.conns) {
+      if (c.op === 'wait' || c.op === 'attach') this.sendExit(c);
+    }
+    this.endAll();
+  }
+
+  /** Leave once every client hung up (or after LINGER_MS). */
+  private endAll(): void {
+    this.state = 'exited';
+    if (this.conns.size === 0) { this.quit(0); return; }
+    setTimeout(() => this.quit(0), LINGER_MS).unref();
+    for (const c of this.conns) if (!c.op) c.sock.end();
+  }
+
+  quit(code: number): void {
+    if (this.quitting) return;
+    this.quitting = true;
+    for (const { path } of [...this.servers]) this.closeServer(path);
+    for (const c of this.conns) c.sock.destroy();
+    this.idlePipe?.destroy();
+    process.exit(code);
+  }
+
+  // ---- signals -------------------------------------------------------------------------------
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.state === 'idle') { this.quit(0); return; }
+    if ((this.state === 'running' || this.state === 'created') && this.runner) {
+      try { this.stop(parseSignal(sig)); } catch (err) { this.diag(`forward ${sig}: ${messageOf(err)}`); }
+    }
+  }
+
+  // ---- modes ---------------------------------------------------------------------------------
+
+  /** Tell spawnShim how it went, then drop the pipe: nothing ties us to pierd any more. */
+  report(value: unknown): void {
+    if (this.reportFd === undefined) return;
+    try { writeSync(this.reportFd, JSON.stringify(value) + '\n'); } catch { /* spawner gone: nothing to tell */ }
+    try { closeSync(this.reportFd); } catch { /* closed */ }
+    this.reportFd = undefined;
+  }
+
+  async configMode(json: string): Promise<void> {
+    this.reportFd = fdOpen(3) ? 3 : undefined;
+    let cfg: ShimConfig;
+    try {
+      cfg = JSON.parse(json) as ShimConfig;
+    } catch {
+      this.report({ error: 'pier-shim: --config is not valid JSON' });
+      process.exit(2);
+    }
+    try {
+      const r = await this.run(cfg);
+      this.report({ ok: true, ...r });
+    } catch (err) {
+      this.report({ error: messageOf(err) });
+      this.quit(1);
+    }
+  }
+
+  async idleMode(socket: string): Promise<void> {
+    this.reportFd = fdOpen(3) ? 3 : undefined;
+    try {
+      await this.listen(socket);
+    } catch (err) {
+      this.report({ error: messageOf(err) });
+      process.exit(1);
+    }
+    if (this.reportFd !== undefined) {
+      try { writeSync(this.reportFd, JSON.stringify({ ok: true, pid: process.pid }) + '\n'); } catch { /* gone */ }
+      // the pipe stays open while idle: its EOF means pierd died and nobody will use this shim
+      const pipe = new Socket({ fd: this.reportFd, readable: true, writable: false });
+      this.reportFd = undefined;
+      this.idlePipe = pipe;
+      pipe.on('error', () => undefined);
+      pipe.on('data', () => undefined);
+      pipe.on('close', () => { if (this.state === 'idle') this.quit(0); });
+    }
+  }
+}
+
+function fdOpen(fd: number): boolean {
+  try { fstatSync(fd); return true; } catch { return false; }
+}
+
+const USAGE = 'usage: pier-shim --config JSON | --idle SOCKET';
+
+export async function shimMain(argv: string[]): Promise<void> {
+  const shim = new Shim();
+  // No terminal and its own session: a SIGHUP can only be stray. SIGPIPE is ignored by Node.
+  process.on('SIGHUP', () => undefined);
+  process.on('SIGTERM', () => shim.signal('SIGTERM'));
+  process.on('SIGINT', () => shim.signal('SIGINT'));
+  // A bug in one handler must not orphan the container: note it and keep monitoring.
+  process.on('uncaughtException', (err) => shim.diag(`uncaught: ${err.stack ?? err.message}`));
+  process.on('unhandledRejection', (err) => shim.diag(`unhandled rejection: ${messageOf(err)}`));
+  const [flag, value] = argv;
+  if (flag === '--config' && value) return shim.configMode(value);
+  if (flag === '--idle' && value) return shim.idleMode(value);
+  try { writeSync(2, `${USAGE}\n`); } catch { /* no stderr */ }
+  process.exitCode = 2;
+}
