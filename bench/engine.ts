@@ -8,7 +8,7 @@
  * Usage: node bench/engine.ts [N] [CONCURRENT]    (root; after scripts/test's setup installed podman)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const N = Number(process.argv[2] ?? 20);
@@ -16,7 +16,9 @@ const C = Number(process.argv[3] ?? 100);
 const top = join(import.meta.dirname, '..');
 const PIER = join(top, 'bin', 'pier');
 
-const dir = mkdtempSync('/var/tmp/pier-bench-engine-');
+// Lower case only: podman takes the oci: path as part of an image name.
+const dir = `/var/tmp/pier-bench-engine-${process.pid}`;
+mkdirSync(dir);
 const pierEnv = { ...process.env, PIER_ROOT: join(dir, 'pier-root'), PIER_RUN: join(dir, 'pier-run'), PIER_BRIDGE: 'pierb0', PIER_BRIDGE_SUBNET: '10.83.0.0/16' };
 const conf = join(dir, 'containers.conf');
 writeFileSync(conf, '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n');
@@ -65,8 +67,8 @@ async function timeConcurrent(bin: string, base: string[], env: NodeJS.ProcessEn
 
 try {
   pier(['image', 'bootstrap', 'busybox']);
-  pier(['image', 'export', '--format', 'oci', 'busybox', join(dir, 'busybox-oci')]);
-  podman(['pull', '-q', `oci:${join(dir, 'busybox-oci')}:busybox:latest`]);
+  pier(['image', 'export', '--output', join(dir, 'busybox-oci'), '--format', 'oci-dir', 'busybox']);
+  podman(['pull', '-q', `oci:${join(dir, "busybox-oci")}:latest`]);
   podman(['tag', podman(['images', '-q']).trim().split('\n')[0], 'localhost/busybox:latest']);
 
   const pierRun = timeSeq(() => pier(['run', '--rm', 'busybox', 'true']));

@@ -1,9 +1,20 @@
 /**
- * Layer 4's public API: the engine daemon (Engine, startDaemon), its client, and the API types.
- * The CLI and later layers import from here.
+ * Layer 4's public API: the engine daemon (startDaemon; Engine for in-process use), its client, and
+ * the API types. The daemon is loaded only when asked for: CLI commands that only talk to pierd
+ * then start without evaluating the image, network and runtime layers.
  */
-export { Engine, startDaemon, createApiServer, API_VERSION, parseRestartPolicy, parseVolumeSpec, type Daemon } from './daemon/index.ts';
+import type { Daemon } from './daemon/index.ts';
+import type { EnginePaths } from './paths.ts';
+import type { Logger } from '../common/log.ts';
+
 export { EngineClient, type ClientOptions } from './client/index.ts';
 export { enginePaths, type EnginePaths } from './paths.ts';
 export { ShimClient } from './shim/index.ts';
+export { parseRestartPolicy } from './daemon/restart.ts';
+export { parseVolumeSpec } from './daemon/mounts.ts';
+export type { Daemon, Engine } from './daemon/index.ts';
 export type * from './api.ts';
+
+export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = {}): Promise<Daemon> {
+  return (await import('./daemon/index.ts')).startDaemon(opts);
+}

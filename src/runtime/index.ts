@@ -20,10 +20,22 @@ import { ps } from './container/ps.ts';
 import { update } from './container/update.ts';
 import { stats } from './container/events.ts';
 import { features } from './container/features.ts';
+import { exitStatus } from './container/security.ts';
 import { defaultSpec } from './container/spec.ts';
 import type { LinuxResources, State } from './spec.ts';
 
 export const DEFAULT_ROOT = '/run/pier-runtime';
+
+export interface Foreground {
+  /** the init's host pid */
+  pid: number;
+  /** the container's exit status, once it has exited */
+  exit: Promise<number>;
+  /** why the init failed after it was set up (e.g. exec), if it said so */
+  lastError(): string | undefined;
+  /** end pier-helper (and with it a created, never started init) */
+  killHelper(): void;
+}
 
 export class Runtime {
   readonly ctx: RuntimeContext;
@@ -38,6 +50,21 @@ export class Runtime {
   }
   start(id: string): Promise<void> { return start(this.ctx, id); }
   run(opts: RunOptions): Promise<number> { return run(this.ctx, opts); }
+
+  /**
+   * Create with pier-helper staying the init's parent (what `run` does in the foreground), for a
+   * supervisor that must know the pid before the exit and start later (the engine's shim): the
+   * returned `exit` settles with the container's status (128+n for signal n); `start(id)` starts it.
+   */
+  async createForeground(opts: Omit<CreateOptions, 'mode'>): Promise<Foreground> {
+    const { record, helper } = await create(this.ctx, { ...opts, mode: 'wait' });
+    return {
+      pid: record.pid,
+      exit: helper.exit.then(({ code, signal }) => exitStatus(code, signal)),
+      lastError: () => helper.lastError(),
+      killHelper: () => helper.kill(),
+    };
+  }
   kill(id: string, signal?: string, all?: boolean): void { kill(this.ctx, id, signal, all); }
   delete(id: string, force?: boolean): Promise<void> { return deleteContainer(this.ctx, id, force); }
   exec(id: string, opts: ExecOptions): Promise<{ pid: number; exitCode?: number }> { return exec(this.ctx, id, opts); }
@@ -68,3 +95,6 @@ export type { CreateOptions, ExecOptions, RunOptions };
 export { PierError } from '../common/errors.ts';
 export { OCI_VERSION } from './spec.ts';
 export { DOCKER_DEFAULT_CAPS, CAP_NAMES } from './caps.ts';
+export { parseSignal } from './signals.ts';
+export { exitStatus };
+export { oomCounterOf, readOomCounter, type OomCounter } from './cgroups/oom.ts';

@@ -23,7 +23,8 @@ import { features } from './features.ts';
 import { spec } from './spec.ts';
 import { events } from './events.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../version.ts';
+import { VERSION } from '../version.ts';
 const COMMANDS: Command[] = [create, run, start, state, list, kill, del, exec, ps, pause, resume, update, features, spec, events];
 
 const GLOBAL = [

@@ -4,7 +4,7 @@
  * as the docker-style CLI promises: the daemon is started by the CLI when absent.
  */
 import { request, type IncomingMessage } from 'node:http';
-import { spawn } from 'node:child_process';
+import { childProcess } from '../../common/lazy.ts';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import type { StreamLine } from '../api.ts';
@@ -124,7 +124,7 @@ export class EngineClient {
     const log = openSync(this.paths.daemonLog, 'a');
     try {
       const [cmd, ...args] = this.daemonCommand;
-      const child = spawn(cmd, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, PIER_ROOT: this.paths.root, PIER_RUN: this.paths.run } });
+      const child = childProcess().spawn(cmd, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, PIER_ROOT: this.paths.root, PIER_RUN: this.paths.run } });
       child.unref();
     } finally {
       closeSync(log);

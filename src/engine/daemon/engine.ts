@@ -26,6 +26,13 @@ import { BinaryDriver, LibraryDriver, type RuntimeDriver } from './runtime.ts';
 import { nextBackoff, restartOnDaemonStart, shouldRestart } from './restart.ts';
 import { findInitBinary } from './init.ts';
 
+/** PIER_TRACE=1: the daemon logs how long each step of create/start/exit took (for bench work). */
+const TRACE = process.env.PIER_TRACE === '1';
+function stamp(): () => number {
+  const t = process.hrtime.bigint();
+  return () => Number(process.hrtime.bigint() - t) / 1e6;
+}
+
 const DEFAULT_LOG = { maxSize: 10 * 1024 * 1024, maxFiles: 3 };
 const DEFAULT_STOP_TIMEOUT = 10;
 
@@ -179,7 +186,9 @@ export class Engine extends EventEmitter {
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const key = `ctr-${id}`;
+      const t = stamp();
       const prepared = await this.images.prepareRootfs(image, key);
+      if (TRACE) this.log.info(`trace ${id.slice(0, 12)} rootfs ${t().toFixed(1)} ms`);
       made.rootfs = key;
       writeFileAtomic(join(dir, 'image-config.json'), JSON.stringify(image.config));
       const mounts: MountRecord[] = [];
@@ -210,7 +219,8 @@ export class Engine extends EventEmitter {
         network: { mode, networks: mode === 'bridge' ? [netName] : [], ips: {}, ports: req.ports ?? [] },
         rootfs: prepared.rootfs,
         logPath: join(dir, 'container.log'),
-        shimSocket: join(this.paths.shims, `${id}.sock`),
+        // Short: unix socket paths are limited to 107 bytes and PIER_RUN may be deep.
+        shimSocket: join(this.paths.shims, `${id.slice(0, 24)}.sock`),
         runtimeRoot: this.paths.runtimeRoot,
       };
       if (rec.command.length === 0) throw new PierError('no command: the image has no Entrypoint or Cmd, give one');
@@ -266,6 +276,7 @@ export class Engine extends EventEmitter {
         this.networks.checkPorts(rec.network.ports);
       }
       const hostname = rec.config.hostname ?? id.slice(0, 12);
+      const t = stamp();
       sandbox = await this.networks.setup({
         containerId: id,
         name: rec.name,
@@ -275,6 +286,7 @@ export class Engine extends EventEmitter {
         ports: rec.network.ports,
         ...(rec.config.extraHosts ? { extraHosts: rec.config.extraHosts } : {}),
       });
+      if (TRACE) this.log.info(`trace ${id.slice(0, 12)} network setup ${t().toFixed(1)} ms`);
       writeFileSync(join(dir, 'hosts.base'), sandbox.hosts);
       writeFileSync(join(dir, 'hosts'), sandbox.hosts);
       writeFileSync(join(dir, 'resolv.conf'), sandbox.resolvConf);
@@ -299,7 +311,9 @@ export class Engine extends EventEmitter {
         stdin: rec.config.stdin ?? false,
         tty: rec.config.tty ?? false,
       };
+      const t2 = stamp();
       const { shimPid, initPid } = await this.pool.start(cfg);
+      if (TRACE) this.log.info(`trace ${id.slice(0, 12)} spec ${(t() - t2()).toFixed(1)} ms, shim start ${t2().toFixed(1)} ms`);
       rec.state = { ...rec.state, status: 'running', pid: initPid, shimPid, startedAt: new Date().toISOString(), error: undefined, oomKilled: false, exitCode: undefined, finishedAt: undefined };
       rec.network.ips = Object.fromEntries(sandbox.attachments.map((a) => [a.network, a.ip]));
       this.save(rec);
@@ -371,7 +385,9 @@ export class Engine extends EventEmitter {
       await this.driver(rec).forceDelete(id).catch(() => undefined);
       status = { exitCode: 255, oomKilled: false, startedAt: rec.state.startedAt ?? '', finishedAt: new Date().toISOString(), error: 'the container monitor (shim) was lost' };
     }
+    const t = stamp();
     await this.networks.teardown(id).catch((err) => this.log.warn(`network teardown of ${id}: ${messageOf(err)}`));
+    if (TRACE) this.log.info(`trace ${id.slice(0, 12)} network teardown ${t().toFixed(1)} ms`);
     const ran = Date.parse(status.finishedAt) - Date.parse(rec.state.startedAt ?? status.finishedAt);
     rec.state = {
       ...rec.state,
@@ -393,7 +409,9 @@ export class Engine extends EventEmitter {
     if (rec.config.autoRemove) {
       // Let attached clients read the last lines before the log goes with the container.
       if (l.readers.size) await Promise.race([Promise.all(l.readers), new Promise((r) => setTimeout(r, 5000))]);
+      const t3 = stamp();
       await this.removeLocked(rec, { volumes: true });
+      if (TRACE) this.log.info(`trace ${id.slice(0, 12)} remove ${t3().toFixed(1)} ms`);
     } else if (shouldRestart(rec.config.restart, rec.state, status.exitCode)) {
       l.backoffMs = nextBackoff(l.backoffMs, Number.isFinite(ran) ? ran : 0);
       rec.state.status = 'restarting';

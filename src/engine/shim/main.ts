@@ -16,7 +16,7 @@ import { writeFileAtomic, mkdirp } from '../../common/atomic.ts';
 import { messageOf, PierError } from '../../common/errors.ts';
 import { Logger } from '../../common/log.ts';
 import { childProcess } from '../../common/lazy.ts';
-import { parseSignal } from '../../runtime/signals.ts';
+import { parseSignal } from '../../runtime/index.ts';
 import { FRAME, FrameReader, encodeFrame, jsonFrame, type Request } from './protocol.ts';
 import { JsonLog, formatTime, nowNs, type LogStream } from './jsonlog.ts';
 import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from './fifo.ts';

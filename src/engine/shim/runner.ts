@@ -6,21 +6,12 @@
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { childProcess } from '../../common/lazy.ts';
 import { messageOf, PierError } from '../../common/errors.ts';
 import { Logger } from '../../common/log.ts';
-import { ContainerStore } from '../../runtime/state.ts';
-import type { RuntimeContext } from '../../runtime/container/context.ts';
-import { create } from '../../runtime/container/create.ts';
-import { start } from '../../runtime/container/start.ts';
-import { deleteContainer } from '../../runtime/container/delete.ts';
-import { stats } from '../../runtime/container/events.ts';
-import { exitStatus } from '../../runtime/container/security.ts';
-import { signalProcess } from '../../runtime/proc.ts';
-import type { Helper } from '../../runtime/helper/index.ts';
-import { parseCgroupMounts, parseSelfCgroup, readMountinfo } from '../../runtime/cgroups/mountinfo.ts';
+import { Runtime, exitStatus, oomCounterOf, readOomCounter, type Foreground, type OomCounter } from '../../runtime/index.ts';
 import { closeQuietly, removeDir } from './fifo.ts';
 import type { ShimConfig } from './types.ts';
 
@@ -59,33 +50,35 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class InProcessRunner implements Runner {
   private readonly cfg: ShimConfig;
-  private readonly ctx: RuntimeContext;
-  private helper: Helper | undefined;
+  private readonly rt: Runtime;
+  private readonly log: Logger;
+  private fg: Foreground | undefined;
   private pid = 0;
   private oomBase = 0;
+  private oom: OomCounter | undefined;
   private exitedResolve!: (e: RunnerExit) => void;
   readonly exited: Promise<RunnerExit>;
 
   constructor(cfg: ShimConfig, log: Logger) {
     this.cfg = cfg;
-    this.ctx = { store: new ContainerStore(cfg.runtimeRoot), log };
+    this.log = log;
+    this.rt = new Runtime({ root: cfg.runtimeRoot, log });
     this.exited = new Promise((r) => { this.exitedResolve = r; });
   }
 
   async create(io: ContainerIO): Promise<number> {
     try {
-      const { record, helper } = await create(this.ctx, {
+      const fg = await this.rt.createForeground({
         id: this.cfg.id,
         bundle: this.cfg.bundle,
         stdio: [io.stdin ?? 'ignore', io.stdout, io.stderr],
-        mode: 'wait',
       });
-      this.helper = helper;
-      this.pid = record.pid;
-      void helper.exit.then(({ code, signal }) => {
+      this.fg = fg;
+      this.pid = fg.pid;
+      void fg.exit.then((exitCode) => {
         // An init that failed after `ready` (e.g. exec) said why on the control socket.
-        const late = code !== 0 ? helper.lastError() : undefined;
-        this.exitedResolve({ exitCode: exitStatus(code, signal), ...(late ? { error: late } : {}) });
+        const late = exitCode !== 0 ? fg.lastError() : undefined;
+        this.exitedResolve({ exitCode, ...(late ? { error: late } : {}) });
       }, (err) => this.exitedResolve({ exitCode: 1, error: messageOf(err) }));
     } finally {
       // pier-helper has its copies (or never will): ours would hide the container's EOF
@@ -93,13 +86,14 @@ export class InProcessRunner implements Runner {
       closeQuietly(io.stdout);
       closeQuietly(io.stderr);
     }
-    this.oomBase = this.oomKills();
+    this.oom = oomCounterOf(this.pid);
+    this.oomBase = readOomCounter(this.oom);
     return this.pid;
   }
 
   async start(): Promise<number> {
     try {
-      await start(this.ctx, this.cfg.id);
+      await this.rt.start(this.cfg.id);
     } catch (err) {
       await this.abort();
       throw err;
@@ -108,17 +102,13 @@ export class InProcessRunner implements Runner {
   }
 
   kill(signal: number): void {
-    if (this.pid > 0) signalProcess(this.pid, signal);
-  }
-
-  private oomKills(): number {
-    try { return stats(this.ctx, this.cfg.id).data.memory?.oomKills ?? 0; } catch { return 0; }
+    if (this.pid > 0) signalPid(this.pid, signal);
   }
 
   async finish(): Promise<{ oomKilled: boolean; error?: string }> {
-    const oomKilled = this.oomKills() > this.oomBase;
+    const oomKilled = readOomCounter(this.oom) > this.oomBase;
     try {
-      await deleteContainer(this.ctx, this.cfg.id, true);
+      await this.rt.delete(this.cfg.id, true);
       return { oomKilled };
     } catch (err) {
       return { oomKilled, error: `delete: ${messageOf(err)}` };
@@ -126,12 +116,17 @@ export class InProcessRunner implements Runner {
   }
 
   async abort(): Promise<void> {
-    await deleteContainer(this.ctx, this.cfg.id, true).catch((err) => this.ctx.log.warn(`delete after failed start: ${messageOf(err)}`));
-    if (this.helper) {
-      this.helper.kill();
-      await this.helper.exit.catch(() => undefined);
+    await this.rt.delete(this.cfg.id, true).catch((err) => this.log.warn(`delete after failed start: ${messageOf(err)}`));
+    if (this.fg) {
+      this.fg.killHelper();
+      await this.fg.exit.catch(() => undefined);
     }
   }
+}
+
+/** kill(2) that ignores a process already gone. */
+function signalPid(pid: number, signal: number): void {
+  try { process.kill(pid, signal); } catch { /* exited meanwhile */ }
 }
 
 // ---- an external runc-compatible binary ------------------------------------------------------
@@ -152,7 +147,7 @@ export class RuncRunner implements Runner {
   /** runc run was spawned (only then is there anything to delete) */
   private spawned = false;
   private aborted = false;
-  private oomFile: { path: string; key: string } | undefined;
+  private oomFile: OomCounter | undefined;
   private oomBase = 0;
   private exitedResolve!: (e: RunnerExit) => void;
   readonly exited: Promise<RunnerExit>;
@@ -242,34 +237,16 @@ export class RuncRunner implements Runner {
 
   /** Locate the memory cgroup's OOM kill counter from the init's /proc/<pid>/cgroup while it runs. */
   private findOomCounter(): void {
-    try {
-      const self = parseSelfCgroup(readFileSync(`/proc/${this.pid}/cgroup`, 'utf8'));
-      const mounts = parseCgroupMounts(readMountinfo());
-      const v1 = mounts.find((m) => m.type === 'cgroup' && m.controllers.includes('memory'));
-      if (v1) {
-        const e = self.find((x) => x.controllers.includes('memory'));
-        if (e) this.oomFile = { path: posix.join(v1.mountPoint, e.path, 'memory.oom_control'), key: 'oom_kill' };
-        return;
-      }
-      const v2 = mounts.find((m) => m.type === 'cgroup2');
-      const e = self.find((x) => x.id === '0');
-      if (v2 && e) this.oomFile = { path: posix.join(v2.mountPoint, e.path, 'memory.events'), key: 'oom_kill' };
-    } catch { /* the container already exited: no OOM information */ }
+    this.oomFile = oomCounterOf(this.pid);
   }
 
   private readOom(): number {
-    if (!this.oomFile) return 0;
-    try {
-      const line = readFileSync(this.oomFile.path, 'utf8').split('\n').find((l) => l.startsWith(this.oomFile!.key + ' '));
-      return line ? Number(line.split(' ')[1]) || 0 : 0;
-    } catch {
-      return 0;
-    }
+    return readOomCounter(this.oomFile);
   }
 
   kill(signal: number): void {
     // the init, not runc: runc forwards most signals but SIGKILL would only kill runc
-    if (this.pid > 0) signalProcess(this.pid, signal);
+    if (this.pid > 0) signalPid(this.pid, signal);
   }
 
   private runc(args: string[]): Promise<void> {
