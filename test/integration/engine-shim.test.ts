@@ -1,7 +1,7 @@
 /**
  * The per-container shim with real containers: exit files, json logs (rotation, follow), attach
  * with stdin, tty and resize, start failures that leave nothing, surviving its parent's SIGKILL,
- * an external runc, the OOM killer, the idle pool, and start latencies.
+ * an external runc, the OOM killer, shim hosts, and start latencies.
  *
  * The shim runs from the sources (src/cli/pier-shim.ts) so the test always matches the code;
  * PIER_SHIM_TEST_BUNDLE=1 runs dist/pier-shim.cjs instead. Latencies are measured with the bundle
@@ -19,7 +19,7 @@ import { TOP, cgroupDirsMatching } from '../helpers/pier.ts';
 import type { Spec } from '../../src/runtime/spec.ts';
 import { Runtime } from '../../src/runtime/index.ts';
 import {
-  spawnShim, startIdleShim, ShimClient, readExit, readLogs, type ShimConfig, type LogEntry, type ExitStatus,
+  spawnShim, startShimHost, ShimClient, readExit, readLogs, type ShimConfig, type LogEntry, type ExitStatus,
 } from '../../src/engine/shim/index.ts';
 
 const SOURCE = join(TOP, 'src', 'cli', 'pier-shim.ts');
@@ -402,66 +402,78 @@ test('OOM: an 8 MiB limit and a bigger allocation → oomKilled, 137', async () 
   assert.deepEqual([e2.exitCode, e2.oomKilled], [137, true], 'runc: the same');
 });
 
-test('idle shim: start with a config; it dies with its spawner while idle', async () => {
-  const idle = await startIdleShim(join(top, 'shims', 'idle-1.sock'), { script: SCRIPT });
-  shimPids.push(idle.pid);
-  const cfg = setup(['sh', '-c', 'echo pooled; exit 4']);
-  const r = await idle.start(cfg);
-  assert.equal(r.shimPid, idle.pid);
-  assert.equal((await waitExit(cfg)).exitCode, 4);
-  assert.deepEqual(logEntries(cfg).map((e) => e.log), ['pooled\n']);
-  assert.ok(!existsSync(join(top, 'shims', 'idle-1.sock')), 'the idle socket is gone once started');
-  await assertNothingLeft(cfg, idle.pid);
+test('shim host: several containers in one process; it retires when its spawner dies', async () => {
+  const host = await startShimHost(join(top, 'shims', 'host-1.sock'), { script: SCRIPT });
+  shimPids.push(host.pid);
+  const a = setup(['sh', '-c', 'echo first; exit 4']);
+  const b = setup(['sh', '-c', 'echo second; sleep 0.3; exit 5']);
+  const [ra, rb] = await Promise.all([host.start(a), host.start(b)]);
+  assert.equal(ra.shimPid, host.pid);
+  assert.equal(rb.shimPid, host.pid);
+  assert.equal((await waitExit(a)).exitCode, 4);
+  assert.equal((await waitExit(b)).exitCode, 5);
+  assert.deepEqual(logEntries(a).map((e) => e.log), ['first\n']);
+  assert.deepEqual(logEntries(b).map((e) => e.log), ['second\n']);
+  await assertNothingLeft(a);
+  await assertNothingLeft(b);
+  assert.ok(host.alive, 'the host stays for the next container');
 
-  // a failed start through the pool also leaves nothing
-  const idle2 = await startIdleShim(join(top, 'shims', 'idle-2.sock'), { script: SCRIPT });
+  // a failed start through the host leaves nothing and the host keeps serving
   const bad = setup(['/nonexistent/program']);
-  await assert.rejects(idle2.start(bad), /nonexistent/);
-  await assertNothingLeft(bad, idle2.pid);
+  await assert.rejects(host.start(bad), /nonexistent/);
+  await assertNothingLeft(bad);
+  const c = setup(['true']);
+  await host.start(c);
+  assert.equal((await waitExit(c)).exitCode, 0);
+  host.close();
+  assert.ok(await gone(host.pid), 'an idle host exits when let go');
 
-  // a pool shim left idle exits when the process that started it is killed
-  const parentScript = join(top, 'idle-parent.ts');
+  // a host whose spawner is killed keeps its running container, then exits after it
+  const parentScript = join(top, 'host-parent.ts');
+  const d = setup(['sh', '-c', 'sleep 0.5; exit 6']);
   writeFileSync(parentScript, [
-    `import { startIdleShim } from ${JSON.stringify(join(TOP, 'src/engine/shim/index.ts'))};`,
-    `const s = await startIdleShim(${JSON.stringify(join(top, 'shims', 'idle-3.sock'))}, { script: ${JSON.stringify(SCRIPT)} });`,
-    `process.stdout.write(s.pid + '\\n');`,
+    `import { startShimHost } from ${JSON.stringify(join(TOP, 'src/engine/shim/index.ts'))};`,
+    `const h = await startShimHost(${JSON.stringify(join(top, 'shims', 'host-2.sock'))}, { script: ${JSON.stringify(SCRIPT)} });`,
+    `await h.start(${JSON.stringify(d)});`,
+    `process.stdout.write(h.pid + '\\n');`,
     `setInterval(() => {}, 1000);`,
   ].join('\n'));
   const parent = spawn(process.execPath, [parentScript], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const pid = Number(await new Promise<string>((resolve) => { let b = ''; parent.stdout.on('data', (d) => { b += d; if (b.includes('\n')) resolve(b); }); }));
+  const pid = Number(await new Promise<string>((resolve) => { let buf = ''; parent.stdout.on('data', (x) => { buf += x; if (buf.includes('\n')) resolve(buf); }); }));
   shimPids.push(pid);
-  assert.ok(alive(pid));
   parent.kill('SIGKILL');
-  assert.ok(await gone(pid), 'idle shim exited after its spawner died');
-  assert.ok(!existsSync(join(top, 'shims', 'idle-3.sock')));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(alive(pid), 'the host lives on with its container');
+  assert.equal((await waitExit(d)).exitCode, 6);
+  assert.ok(await gone(pid), 'and exits after it');
+  assert.ok(!existsSync(join(top, 'shims', 'host-2.sock')));
 });
 
-test('start latency: spawnShim and the idle pool', async (t) => {
+test('start latency: spawnShim and a shim host', async (t) => {
   const script = existsSync(BUNDLE) ? BUNDLE : SCRIPT;
   const runs = 5;
-  const measure = async (how: 'spawn' | 'idle'): Promise<number[]> => {
+  const host = await startShimHost(join(top, 'shims', 'lat.sock'), { script });
+  shimPids.push(host.pid);
+  const measure = async (how: 'spawn' | 'host'): Promise<number[]> => {
     const times: number[] = [];
     for (let i = 0; i < runs; i++) {
       const cfg = setup(['true']);
+      const t0 = performance.now();
       if (how === 'spawn') {
-        const t0 = performance.now();
         const r = await spawnShim(cfg, { script });
-        times.push(performance.now() - t0);
         shimPids.push(r.shimPid);
       } else {
-        const idle = await startIdleShim(join(top, 'shims', `lat-${i}.sock`), { script });
-        shimPids.push(idle.pid);
-        const t0 = performance.now();
-        await idle.start(cfg);
-        times.push(performance.now() - t0);
+        await host.start(cfg);
       }
+      times.push(performance.now() - t0);
       await waitExit(cfg);
     }
     return times;
   };
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const spawned = await measure('spawn');
-  const pooled = await measure('idle');
-  t.diagnostic(`${script === BUNDLE ? 'bundle' : 'sources'}: spawnShim → running median ${median(spawned).toFixed(1)} ms (${spawned.map((x) => x.toFixed(0)).join(' ')}); idle shim start → running median ${median(pooled).toFixed(1)} ms (${pooled.map((x) => x.toFixed(0)).join(' ')})`);
-  assert.ok(median(pooled) < median(spawned), 'the pool hides Node start-up');
+  const hosted = await measure('host');
+  host.close();
+  t.diagnostic(`${script === BUNDLE ? 'bundle' : 'sources'}: spawnShim → running median ${median(spawned).toFixed(1)} ms (${spawned.map((x) => x.toFixed(0)).join(' ')}); shim host start → running median ${median(hosted).toFixed(1)} ms (${hosted.map((x) => x.toFixed(0)).join(' ')})`);
+  assert.ok(median(hosted) < median(spawned), 'a host saves the Node start-up');
 });

@@ -86,8 +86,7 @@ export class Engine extends EventEmitter {
 
   /** Daemon start: read records, bring networks back, and take every container over again. */
   async init(): Promise<void> {
-    // Idle shims of a previous daemon quit when it died; their sockets may remain.
-    for (const f of readdirSync(this.paths.shims)) if (f.startsWith('idle-')) rmSync(join(this.paths.shims, f), { force: true });
+    // Shim hosts of a previous daemon keep their own sockets open while they have containers.
     this.networks.ensureDefault();
     await this.networks.restore();
     const recs = this.records.load();

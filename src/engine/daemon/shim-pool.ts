@@ -1,52 +1,68 @@
 /**
- * A small pool of pre-started idle shims: Node's start-up (~30 ms) is paid before `pier run` asks,
- * not during it. A start takes an idle shim if one is ready (else spawns a fresh one) and the pool
- * refills in the background. Idle shims exit by themselves if pierd dies (shim/README.md).
+ * The daemon's shim hosts: a few long-lived pier-shim processes (one per core by default) that
+ * monitor containers, taken round-robin. A container start then costs no Node start-up, and 100
+ * containers cost a few processes, not 100. A host that died is replaced; if no host can be had,
+ * a container gets a shim process of its own (spawnShim). Hosts outlive pierd with their containers
+ * and exit after the last one (shim/README.md).
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { Logger } from '../../common/log.ts';
 import { messageOf } from '../../common/errors.ts';
-import { IdleShim, spawnShim, startIdleShim, type ShimConfig, type StartResult } from '../shim/index.ts';
+import { ShimHost, spawnShim, startShimHost, type ShimConfig, type StartResult } from '../shim/index.ts';
 
 export class ShimPool {
-  private ready: IdleShim[] = [];
-  private filling = 0;
+  private hosts: (Promise<ShimHost> | undefined)[];
+  private next = 0;
   private closed = false;
   private readonly dir: string;
-  private readonly size: number;
   private readonly log: Logger;
 
-  constructor(dir: string, log: Logger, size = Number(process.env.PIER_SHIM_POOL ?? 2)) {
+  constructor(dir: string, log: Logger, size = Number(process.env.PIER_SHIM_HOSTS ?? Math.min(4, availableParallelism()))) {
     this.dir = dir;
-    this.size = size;
     this.log = log;
+    this.hosts = Array.from({ length: Math.max(0, size) }, () => undefined);
   }
 
+  /** Start the hosts ahead of the first container. */
   fill(): void {
-    while (!this.closed && this.ready.length + this.filling < this.size) {
-      this.filling++;
-      const socket = join(this.dir, `idle-${randomBytes(6).toString('hex')}.sock`);
-      startIdleShim(socket).then((s) => {
-        if (this.closed) s.close();
-        else this.ready.push(s);
-      }, (err: unknown) => {
-        this.log.warn(`idle shim: ${messageOf(err)}`);
-        rmSync(socket, { force: true });
-      }).finally(() => { this.filling--; });
-    }
+    for (let i = 0; i < this.hosts.length; i++) void this.host(i)?.catch(() => undefined);
+  }
+
+  private host(i: number): Promise<ShimHost> | undefined {
+    if (this.closed) return undefined;
+    const cur = this.hosts[i];
+    if (cur) return cur;
+    const socket = join(this.dir, `host-${randomBytes(6).toString('hex')}.sock`);
+    const p = startShimHost(socket);
+    this.hosts[i] = p;
+    p.catch((err: unknown) => {
+      this.log.warn(`shim host: ${messageOf(err)}`);
+      if (this.hosts[i] === p) this.hosts[i] = undefined;
+    });
+    return p;
   }
 
   async start(cfg: ShimConfig): Promise<StartResult> {
-    const idle = this.ready.shift();
-    this.fill();
-    if (!idle) return spawnShim(cfg);
-    return idle.start(cfg);
+    if (this.hosts.length === 0) return spawnShim(cfg);
+    const i = this.next++ % this.hosts.length;
+    let host: ShimHost | undefined;
+    try {
+      host = await this.host(i);
+      if (host && !host.alive) {
+        this.hosts[i] = undefined;
+        host = await this.host(i);
+      }
+    } catch {
+      host = undefined;
+    }
+    if (!host) return spawnShim(cfg);
+    return host.start(cfg);
   }
 
   close(): void {
     this.closed = true;
-    for (const s of this.ready.splice(0)) s.close();
+    for (const p of this.hosts.splice(0)) void p?.then((h) => h.close(), () => undefined);
   }
 }

@@ -3,7 +3,7 @@
  * is main.ts, bundled as dist/pier-shim.cjs; nothing here loads the runtime library.
  */
 export type { ShimConfig, ExitStatus, StartResult } from './types.ts';
-export { spawnShim, startIdleShim, IdleShim, shimScript, type SpawnOptions } from './spawn.ts';
+export { spawnShim, startShimHost, ShimHost, shimScript, type SpawnOptions } from './spawn.ts';
 export { ShimClient, readExit, type AttachOptions, type ShimStatus } from './client.ts';
 export { JsonLog, readLogs, rotatedFiles, formatTime, parseTime, type LogEntry, type LogStream, type ReadLogsOptions, type JsonLogOptions } from './jsonlog.ts';
 export { FRAME } from './protocol.ts';

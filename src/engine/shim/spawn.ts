@@ -1,6 +1,6 @@
 /**
- * Starting shims from pierd: spawnShim (one fresh process per container) and the idle pool
- * (startIdleShim → IdleShim.start), which hides Node's start-up behind an already running process.
+ * Starting shims from pierd: spawnShim (one fresh process per container) and shim hosts
+ * (startShimHost → ShimHost.start), long-lived processes that monitor many containers each.
  * A shim is spawned detached (own session, stdio on /dev/null) with one extra pipe on its fd 3 for
  * its start report; pierd can die at any point after that without taking the shim along.
  */
@@ -114,14 +114,14 @@ export async function spawnShim(cfg: ShimConfig, opts: SpawnOptions = {}): Promi
 }
 
 /**
- * A pre-started shim without a container. It exits by itself when the process that started it
- * dies (its fd 3 pipe reaches EOF) while still idle, so a pool never outlives its pierd.
+ * A shim host (pier-shim --host): one long-lived process that monitors every container handed to
+ * it, so a container start costs no Node start-up. Its pipe from us stays open while we live; when
+ * it closes (pierd exited or was killed) the host takes no more containers and exits after its last.
  */
-export class IdleShim {
+export class ShimHost {
   readonly pid: number;
   readonly socket: string;
   private readonly child: ChildProcess;
-  private used = false;
 
   constructor(child: ChildProcess, socket: string) {
     this.child = child;
@@ -129,11 +129,14 @@ export class IdleShim {
     this.socket = socket;
   }
 
-  /** Hand it a container; resolves like spawnShim. An IdleShim is used once. */
+  /** Does the host process still run? */
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Hand it a container; resolves like spawnShim (shimPid is the host's pid). */
   async start(cfg: ShimConfig): Promise<StartResult> {
-    if (this.used) throw new PierError('this idle shim was already used');
     checkConfig(cfg);
-    this.used = true;
     const sock = await dial(this.socket);
     const reply = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const reader = new FrameReader();
@@ -149,31 +152,29 @@ export class IdleShim {
         } catch (err) { if (!settled) { settled = true; reject(err); } }
       });
       sock.on('error', () => undefined);
-      sock.on('close', () => { if (!settled) { settled = true; reject(new PierError('the idle shim hung up without answering start')); } });
+      sock.on('close', () => { if (!settled) { settled = true; reject(new PierError('the shim host hung up without answering start')); } });
       sock.write(JSON.stringify({ op: 'start', config: cfg }) + '\n');
     });
     sock.destroy();
-    (this.child.stdio[3] as Socket | null)?.destroy();
-    if (reply.error !== undefined || reply.ok !== true) return failWith(this.child, String(reply.error ?? 'pier-shim failed'));
+    if (reply.error !== undefined || reply.ok !== true) throw new PierError(String(reply.error ?? 'pier-shim failed'));
     return { shimPid: Number(reply.shimPid), initPid: Number(reply.initPid) };
   }
 
-  /** Stop an unused idle shim. */
+  /** Let it go: it exits once its containers have (an idle host at once). */
   close(): void {
-    if (!this.used && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     (this.child.stdio[3] as Socket | null)?.destroy();
   }
 }
 
-/** Pre-start a shim listening on `socket`; resolves once it accepts connections. */
-export async function startIdleShim(socket: string, opts: SpawnOptions = {}): Promise<IdleShim> {
-  const child = spawnDetached(['--idle', socket], opts);
+/** Start a shim host listening on `socket`; resolves once it accepts connections. */
+export async function startShimHost(socket: string, opts: SpawnOptions = {}): Promise<ShimHost> {
+  const child = spawnDetached(['--host', socket], opts);
   const report = await firstReport(child, opts.timeoutMs ?? 60_000);
   if (report.ok !== true) return failWith(child, String(report.error ?? 'pier-shim failed'));
   const pipe = child.stdio[3] as Socket;
-  // keep the pipe open (its EOF tells the shim we died) without keeping our event loop alive
+  // keep the pipe open (its EOF tells the host we died) without keeping our event loop alive
   pipe.removeAllListeners('data');
   pipe.unref();
   child.unref();
-  return new IdleShim(child, socket);
+  return new ShimHost(child, socket);
 }

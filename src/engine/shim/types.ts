@@ -40,5 +40,5 @@ export interface ExitStatus {
   error?: string;
 }
 
-/** What a started shim reports (spawnShim, IdleShim.start, the start op). */
+/** What a started shim reports (spawnShim, ShimHost.start, the start op). */
 export interface StartResult { shimPid: number; initPid: number }
