@@ -129,6 +129,20 @@ describe('pier run', () => {
   });
 });
 
+describe('--runtime runc', () => {
+  test('runs, execs, stops and reports exit codes through Debian runc', async () => {
+    assert.equal(e.ok(['run', '--rm', '--runtime', 'runc', 'busybox', 'echo', 'via runc']), 'via runc\n');
+    assert.equal(e.pier(['run', '--rm', '--runtime', 'runc', 'busybox', 'sh', '-c', 'exit 5']).status, 5);
+    e.ok(['run', '-d', '--name', 'rc', '--runtime', 'runc', 'busybox', 'sleep', '1000']);
+    assert.equal(e.inspect('rc').config.runtime, '/usr/sbin/runc');
+    assert.equal(e.ok(['exec', 'rc', 'echo', 'exec via runc']), 'exec via runc\n');
+    assert.match(e.ok(['top', 'rc']), /sleep 1000/);
+    e.ok(['stop', '-t', '1', 'rc']);
+    assert.equal(e.inspect('rc').state.exitCode, 137);
+    e.ok(['rm', 'rc']);
+  });
+});
+
 describe('networking', () => {
   test('two containers on a user network reach each other by name', async () => {
     e.ok(['network', 'create', 'appnet']);

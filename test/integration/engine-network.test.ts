@@ -79,8 +79,15 @@ async function serveIn(netns: string, port: number, tag: string): Promise<() => 
   return () => { child.kill('SIGKILL'); };
 }
 
-function nslookup(netns: string, name: string, server: string): string {
-  return sh('ip', ['netns', 'exec', netns, 'busybox', 'nslookup', name, server]).out;
+/** Asynchronous: the DNS server answering lives in this very process. */
+function nslookup(netns: string, name: string, server: string): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', netns, 'busybox', 'nslookup', name, server], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('close', () => resolve(out));
+  });
 }
 
 const freePort = () => 20000 + Math.floor(Math.random() * 10000);
@@ -92,7 +99,13 @@ before(() => {
 
 after(async () => {
   await m.close();
-  for (const n of newManager().list()) if (n.name !== 'bridge') { try { newManager().remove(n.id); } catch { /* reported by its test */ } }
+  // Whatever a failed test left: its sandboxes (from their records), then its networks.
+  const last = newManager();
+  for (const f of readdirSync(join(root, 'networks', 'sandboxes'))) {
+    if (f.endsWith('.json')) await last.teardown(f.slice(0, -5)).catch(() => {});
+  }
+  for (const n of last.list()) if (n.name !== 'bridge') { try { last.remove(n.id); } catch { /* reported by its test */ } }
+  await last.close();
   sh('ip', ['link', 'del', BRIDGE]);
   for (const line of sh('iptables', ['-t', 'nat', '-S', 'POSTROUTING']).out.split('\n')) {
     if (line.includes(SUBNET) && line.includes('pier network')) sh('sh', ['-c', `iptables -t nat ${line.replace(/^-A/, '-D')}`]);
@@ -144,7 +157,7 @@ test('networks: create, list, inspect, remove, and bad input', () => {
   assert.deepEqual(readdirSync(join(root, 'networks', 'configs')).length, 1);
 });
 
-test('two containers on a user network: ping by IP, DNS by name/alias/short id, hosts and resolv.conf', async () => {
+test('two containers on a user network: ping by IP, DNS by name/alias/short id, hosts and resolv.conf', { timeout: 120_000 }, async () => {
   const net = m.create('tn-dns', { subnet: '10.85.2.0/24' });
   const webId = newId(), cliId = newId();
   const web = await m.setup({ containerId: webId, name: 'web', hostname: 'webhost', mode: 'bridge', networks: [{ name: 'tn-dns', aliases: ['www'] }], ports: [] });
@@ -166,18 +179,19 @@ test('two containers on a user network: ping by IP, DNS by name/alias/short id, 
     assert.deepEqual(m.sandbox(webId), web);
     assert.deepEqual(m.inspect('tn-dns').containers.map((c) => c.name).sort(), ['client', 'web']);
 
-    const ping = sh('ip', ['netns', 'exec', ns(cliId), 'ping', '-c1', '-W1', webAtt.ip]);
+    const ping = sh('ip', ['netns', 'exec', ns(cliId), 'busybox', 'ping', '-c1', '-W1', webAtt.ip]);
     assert.equal(ping.status, 0, ping.out);
-    assert.equal(sh('ip', ['netns', 'exec', ns(cliId), 'ping', '-c1', '-W1', '10.85.2.1']).status, 0, 'gateway reachable');
+    assert.equal(sh('ip', ['netns', 'exec', ns(cliId), 'busybox', 'ping', '-c1', '-W1', '10.85.2.1']).status, 0, 'gateway reachable');
     for (const name of ['web', 'www', 'WEB', webId.slice(0, 12), 'web.tn-dns']) {
-      const out = nslookup(ns(cliId), name, '10.85.2.1');
+      const out = await nslookup(ns(cliId), name, '10.85.2.1');
       assert.ok(ipRe(webAtt.ip).test(out.split(/Name:/i)[1] ?? ''), `${name} → ${webAtt.ip}:\n${out}`);
     }
     assert.ok(iptablesSave().includes('pier network tn-dns'), 'one masquerade rule for the network');
     assert.throws(() => m.remove('tn-dns'), { message: 'network "tn-dns" has active endpoints: web, client' });
+    await m.teardown(webId);
+    assert.doesNotMatch((await nslookup(ns(cliId), 'web', '10.85.2.1')).split(/Name:/i)[1] ?? '', ipRe(wa(web)), 'gone from DNS');
   } finally {
     await m.teardown(webId);
-    assert.doesNotMatch(nslookup(ns(cliId), 'web', '10.85.2.1').split(/Name:/i)[1] ?? '', ipRe(wa(web)), 'gone from DNS');
     await m.teardown(cliId);
   }
   assertGone(web);
@@ -191,7 +205,7 @@ test('two containers on a user network: ping by IP, DNS by name/alias/short id, 
 
 function wa(s: Sandbox): string { return s.attachments[0].ip; }
 
-test('default network: no name resolution, host resolvers; modes none and host', async () => {
+test('default network: no name resolution, host resolvers; modes none and host', { timeout: 120_000 }, async () => {
   const id = newId();
   const s = await m.setup({ containerId: id, name: 'plain', hostname: 'plain', mode: 'bridge', networks: [], ports: [], extraHosts: ['db:10.1.2.3', 'gw:host-gateway'] });
   try {
@@ -201,7 +215,7 @@ test('default network: no name resolution, host resolvers; modes none and host',
     const got = s.resolvConf.split('\n').filter((l) => l.startsWith('nameserver')).map((l) => l.split(' ')[1]);
     assert.deepEqual(got, hostNs.length ? hostNs : ['8.8.8.8', '8.8.4.4']);
     assert.ok(s.hosts.includes('10.1.2.3\tdb\n') && s.hosts.includes('10.86.0.1\tgw\n'), s.hosts);
-    assert.equal(sh('ip', ['netns', 'exec', ns(id), 'ping', '-c1', '-W1', '10.86.0.1']).status, 0);
+    assert.equal(sh('ip', ['netns', 'exec', ns(id), 'busybox', 'ping', '-c1', '-W1', '10.86.0.1']).status, 0);
   } finally {
     await m.teardown(id);
   }
@@ -226,7 +240,7 @@ test('default network: no name resolution, host resolvers; modes none and host',
   await m.teardown(hostId); // idempotent
 });
 
-test('published ports: reachable on 127.0.0.1 and the host address; clashes refused; nothing left', async () => {
+test('published ports: reachable on 127.0.0.1 and the host address; clashes refused; nothing left', { timeout: 120_000 }, async () => {
   const port = freePort();
   const id = newId();
   const s = await m.setup({ containerId: id, name: 'pub', hostname: 'pub', mode: 'bridge', networks: [], ports: [{ hostPort: port, containerPort: 8080, protocol: 'tcp' }, { hostPort: 0, containerPort: 9090, protocol: 'tcp' }] });
@@ -264,7 +278,7 @@ test('published ports: reachable on 127.0.0.1 and the host address; clashes refu
   assert.equal(vethsOn(BRIDGE), 0);
 });
 
-test('a failure in the middle of setup leaves nothing behind', async () => {
+test('a failure in the middle of setup leaves nothing behind', { timeout: 120_000 }, async () => {
   const ok = m.create('tn-ok', { subnet: '10.85.5.0/24' });
   const full = m.create('tn-full', { subnet: '10.85.4.0/30' });   // room for one container (.2)
   const firstId = newId();
@@ -305,7 +319,7 @@ test('a failure in the middle of setup leaves nothing behind', async () => {
   m = newManager();
 });
 
-test('teardown and restore from a new process after the first was kill -9ed', async () => {
+test('teardown and restore from a new process after the first was kill -9ed', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pier-net-child-'));
   const ids = [newId(), newId(), newId()];
   const port = freePort();
@@ -338,7 +352,7 @@ test('teardown and restore from a new process after the first was kill -9ed', as
   await m.restore();
   assert.deepEqual(m.sandbox(ids[0]), sandboxes[0]);
   assert.throws(() => m.checkPorts([{ hostPort: port, containerPort: 1, protocol: 'tcp' }]), /already allocated/, 'ports re-taken from disk');
-  const out = nslookup(ns(ids[1]), 'alpha', '10.85.3.1');
+  const out = await nslookup(ns(ids[1]), 'alpha', '10.85.3.1');
   assert.ok(ipRe(wa(sandboxes[0])).test(out.split(/Name:/i)[1] ?? ''), `DNS back after restore:\n${out}`);
   await Promise.all(ids.map((id) => m.teardown(id)));
   for (const s of sandboxes) assertGone(s);
@@ -347,7 +361,7 @@ test('teardown and restore from a new process after the first was kill -9ed', as
   m.remove('tn-r');
 });
 
-test('20 concurrent setups and teardowns', async () => {
+test('20 concurrent setups and teardowns', { timeout: 120_000 }, async () => {
   const N = Number(process.env.PIER_NET_CONCURRENCY ?? 20);
   const net = m.create('tn-many', { subnet: '10.85.8.0/22' });
   const ids = Array.from({ length: N }, newId);
@@ -356,7 +370,7 @@ test('20 concurrent setups and teardowns', async () => {
   assert.equal(vethsOn(net.bridge) + vethsOn(BRIDGE), N);
   const last = sbs.find((s) => s.attachments[0].network === 'tn-many')!;
   const other = sbs.filter((s) => s.attachments[0].network === 'tn-many')[1];
-  assert.equal(sh('ip', ['netns', 'exec', ns(last.containerId), 'ping', '-c1', '-W1', wa(other)]).status, 0);
+  assert.equal(sh('ip', ['netns', 'exec', ns(last.containerId), 'busybox', 'ping', '-c1', '-W1', wa(other)]).status, 0);
   await Promise.all(ids.map((id) => m.teardown(id)));
   for (const s of sbs) assertGone(s);
   assert.equal(vethsOn(net.bridge) + vethsOn(BRIDGE), 0);
@@ -364,7 +378,7 @@ test('20 concurrent setups and teardowns', async () => {
   m.remove('tn-many');
 });
 
-test('latency of a default-network setup + teardown without ports', async (t) => {
+test('latency of a default-network setup + teardown without ports', { timeout: 120_000 }, async (t) => {
   const setup: number[] = [], teardown: number[] = [];
   for (let i = 0; i < 15; i++) {
     const id = newId();

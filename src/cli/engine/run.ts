@@ -6,7 +6,7 @@
  */
 import { PierError } from '../../common/errors.ts';
 import { writeStdout } from '../../common/log.ts';
-import { ShimClient, type ContainerInfo, type EngineClient, type ExitInfo } from '../../engine/index.ts';
+import { connectShim, type ContainerInfo, type EngineClient, type ExitInfo, type ShimClient, type StreamLine } from '../../engine/index.ts';
 import { bool } from '../args.ts';
 import { client, command, parse, q } from './common.ts';
 import { CREATE_FLAGS, CREATE_USAGE_FLAGS, requestFrom } from './create.ts';
@@ -47,7 +47,7 @@ export async function attachRun(c: EngineClient, id: string, opts: { stdin: bool
   const signals: NodeJS.Signals[] = opts.tty ? ['SIGTERM', 'SIGHUP'] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, forward);
   try {
-    let stream: AsyncGenerator<import('../../engine/index.ts').StreamLine>;
+    let stream: AsyncGenerator<StreamLine>;
     try {
       stream = c.stream('POST', `/containers/${id}/start?attach=1`);
       const first = await stream.next();
@@ -59,7 +59,7 @@ export async function attachRun(c: EngineClient, id: string, opts: { stdin: bool
     }
     if (opts.stdin) {
       const info = await c.json<ContainerInfo>('GET', `/containers/${id}`);
-      shim = await ShimClient.connect(info.shimSocket).catch(() => undefined);
+      shim = await connectShim(info.shimSocket).catch(() => undefined);
       if (shim) {
         if (opts.tty && process.stdin.isTTY) {
           process.stdin.setRawMode(true);

@@ -3,7 +3,9 @@
  * When nothing answers on the socket it starts pierd (`pier daemon`, detached) and waits for it,
  * as the docker-style CLI promises: the daemon is started by the CLI when absent.
  */
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import { rawRequest, type RawResponse } from './http.ts';
 import { childProcess } from '../../common/lazy.ts';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
@@ -32,40 +34,37 @@ export class EngineClient {
     this.daemonCommand = opts.daemonCommand ?? [process.execPath, ...process.execArgv.filter((a) => !a.startsWith('--inspect')), process.argv[1], 'daemon'];
   }
 
-  private raw(method: string, path: string, body?: unknown | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  /** node:http, for request bodies of unknown length (archives); loaded only for those. */
+  private async httpStream(method: string, path: string, body?: NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    const { request } = await import('node:http');
     return new Promise((resolve, reject) => {
-      const isStream = body !== undefined && body !== null && typeof (body as NodeJS.ReadableStream).pipe === 'function';
-      const data = body === undefined || isStream ? undefined : JSON.stringify(body);
-      const req = request({
-        socketPath: this.paths.socket,
-        method,
-        path: `${API_PREFIX}${path}`,
-        headers: {
-          ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) } : {}),
-          ...headers,
-        },
-      }, resolve);
+      const req = request({ socketPath: this.paths.socket, method, path: `${API_PREFIX}${path}`, headers }, resolve);
       req.on('error', reject);
-      if (isStream) (body as NodeJS.ReadableStream).pipe(req);
-      else req.end(data);
+      if (body) body.pipe(req);
+      else req.end();
     });
   }
 
-  /** Send, starting the daemon once if the socket has nobody behind it. */
-  async send(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<IncomingMessage> {
+  /** Send (starting the daemon once if the socket has nobody behind it). */
+  private async send(method: string, path: string, body?: unknown): Promise<RawResponse> {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    return this.retrying(() => rawRequest(this.paths.socket, method, `${API_PREFIX}${path}`, data));
+  }
+
+  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await this.raw(method, path, body, headers);
+      return await fn();
     } catch (err) {
       const code = errnoOf(err);
       if (!this.autoStart || this.started || (code !== 'ENOENT' && code !== 'ECONNREFUSED')) throw unreachable(this.paths.socket, err);
       await this.startDaemon();
-      return this.raw(method, path, body, headers);
+      return fn();
     }
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
-    const text = await readAll(res);
+    const text = await readAll(res.body);
     const value = text ? (JSON.parse(text) as unknown) : undefined;
     if ((res.statusCode ?? 500) >= 400) {
       const msg = (value as { message?: string } | undefined)?.message ?? `pierd answered ${res.statusCode}`;
@@ -77,15 +76,15 @@ export class EngineClient {
   /** An NDJSON stream; errors before the stream starts are thrown. */
   async *stream(method: string, path: string, body?: unknown): AsyncGenerator<StreamLine> {
     const res = await this.send(method, path, body);
-    if ((res.statusCode ?? 500) >= 400) {
-      const text = await readAll(res);
+    if (res.statusCode >= 400) {
+      const text = await readAll(res.body);
       let msg = `pierd answered ${res.statusCode}`;
       try { msg = (JSON.parse(text) as { message: string }).message; } catch { /* not JSON */ }
       throw new PierError(msg);
     }
     let buf = '';
-    res.setEncoding('utf8');
-    for await (const chunk of res) {
+    res.body.setEncoding('utf8');
+    for await (const chunk of res.body) {
       buf += chunk as string;
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {
@@ -98,7 +97,7 @@ export class EngineClient {
 
   /** A raw byte stream (archives). */
   async bytes(method: string, path: string, body?: NodeJS.ReadableStream): Promise<IncomingMessage> {
-    const res = await this.send(method, path, body, body ? { 'content-type': 'application/x-tar', 'transfer-encoding': 'chunked' } : {});
+    const res = await this.retrying(() => this.httpStream(method, path, body, body ? { 'content-type': 'application/x-tar', 'transfer-encoding': 'chunked' } : {}));
     if ((res.statusCode ?? 500) >= 400) {
       const text = await readAll(res);
       let msg = `pierd answered ${res.statusCode}`;
@@ -110,8 +109,8 @@ export class EngineClient {
 
   async ping(): Promise<boolean> {
     try {
-      const res = await this.raw('GET', '/_ping');
-      await readAll(res);
+      const res = await rawRequest(this.paths.socket, 'GET', `${API_PREFIX}/_ping`);
+      await readAll(res.body);
       return res.statusCode === 200;
     } catch {
       return false;
@@ -142,7 +141,7 @@ function unreachable(socket: string, err: unknown): PierError {
   return new PierError(`cannot reach pierd at ${socket}: ${messageOf(err)}`);
 }
 
-async function readAll(res: IncomingMessage): Promise<string> {
+async function readAll(res: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');

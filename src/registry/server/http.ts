@@ -196,7 +196,7 @@ async function blobBody(store: RegistryStore, req: IncomingMessage, res: ServerR
   if (method === 'HEAD' || size === 0) { await fh?.close(); res.end(); return; }
   if (fh) {
     const start = range?.start ?? 0;
-    await sendBody(res, fh, start, (range?.end ?? size - 1) - start + 1);
+    await sendBody(req, res, fh, start, (range?.end ?? size - 1) - start + 1);
     return;
   }
   const src = store.blobReader(digest, range);

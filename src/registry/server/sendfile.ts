@@ -7,7 +7,7 @@
  * Used for plain-HTTP connections when the addon has it; over TLS, or when the headers could not be
  * flushed first, the body goes through a read stream as before (`streamBody`).
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { finished } from 'node:stream';
@@ -51,12 +51,15 @@ export function canSendfile(res: ServerResponse, length: number): boolean {
 
 /**
  * Send bytes [start, start + length) of the open file as the body of `res`, whose headers are set
- * (`writeHead`) but not yet sent; ends the response. Never rejects: a failure mid-body destroys the
+ * (`writeHead`) but not yet sent; ends the response. A queued answer to a pipelined request first
+ * waits for its turn on the connection. Never rejects: a failure mid-body destroys the
  * connection (the client sees a short body), as a failing stream does. Closes `fh`.
  */
-export async function sendBody(res: ServerResponse, fh: FileHandle, start: number, length: number): Promise<void> {
+export async function sendBody(req: IncomingMessage, res: ServerResponse, fh: FileHandle, start: number, length: number): Promise<void> {
   try {
-    if (res.destroyed || !res.socket || res.socket.destroyed) return; // the client is gone already
+    // the answer to a pipelined request waits for the ones before it to finish
+    if (!res.socket && !res.destroyed) await socketAssigned(req, res);
+    if (res.destroyed || !res.socket || res.socket.destroyed) return; // the client is gone
     const nat = canSendfile(res, length) ? nativeSendfile() : null;
     if (nat) {
       res.flushHeaders();
@@ -73,6 +76,21 @@ export async function sendBody(res: ServerResponse, fh: FileHandle, start: numbe
   } finally {
     await fh.close().catch(() => {});
   }
+}
+
+/** Until a queued response gets the connection (or the connection goes away). */
+function socketAssigned(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const conn = req.socket;
+    const done = () => {
+      res.off('socket', done);
+      conn.off('close', done);
+      resolve();
+    };
+    res.once('socket', done);
+    conn.once('close', done);
+    if (conn.destroyed) done();
+  });
 }
 
 function viaSendfile(nat: Native, res: ServerResponse, sock: Socket, fd: number, fileFd: number, start: number, length: number): Promise<void> {
