@@ -10,6 +10,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeBridge } from '../test/helpers/engine.ts';
 
 const N = Number(process.argv[2] ?? 20);
 const C = Number(process.argv[3] ?? 100);
@@ -93,7 +94,7 @@ try {
   if (pid) try { process.kill(Number(pid), 'SIGTERM'); } catch { /* gone */ }
   spawnSync('podman', [...podmanBase, 'rm', '-f', '-t', '0', '--all'], { env: podmanEnv });
   spawnSync('podman', [...podmanBase, 'system', 'reset', '--force'], { env: podmanEnv });
-  spawnSync('ip', ['link', 'del', 'pierb0']);
+  removeBridge('pierb0');
   for (const m of spawnSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/self/mountinfo | sort -r`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) spawnSync('umount', ['-l', m.trim()]);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -3,12 +3,17 @@
  * mknod/mkfifo (device nodes and whiteouts), l*xattr on Buffers (binary values such as
  * security.capability), lsetmeta (owner + mode + nanosecond mtime in one call, never following
  * symlinks), mount/umount2 (overlay snapshots), sendfile (a file range to a socket from a thread of
- * its own, for the registry's blob GETs), syncFileRange (early writeback of uploads). Errors are thrown like Node's own: an Error whose
+ * its own, for the registry's blob GETs), recvToFile (a request body straight from the socket into a
+ * file, hashed on the way, for blob uploads), sha256 states that can be copied, and syncFileRange
+ * (early writeback). Errors are thrown like Node's own: an Error whose
  * message is "ECODE: strerror, syscall 'path'" with .code, .errno, .syscall and .path set.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
+/* Node's OpenSSL: the low-level SHA256_* calls are deprecated in 3.x but exported, and plain structs */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -302,77 +307,155 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sendfile(socketFd, fileFd, offset, length, idleTimeoutMs, done(err, sent)) → handle
- * sendfileCancel(handle)
+ * Transfers between a connection and a file, each in a thread of its own (not libuv's pool: a slow
+ * client must not hold a pool thread that fs calls need), for the registry's blob bodies.
  *
- * Copies length bytes of the file from offset to the socket with sendfile(2), in a thread of its
- * own (not libuv's pool: a slow client must not hold a pool thread that fs calls need), waiting
- * with poll(POLLOUT) whenever the non-blocking socket is full. Both fds are dup'ed here, so the
- * caller may close its own at any time: the thread never writes to an fd number that could have
- * been reused. done runs on the JS thread once the thread has finished, with err null after all
- * length bytes went out, else an errno Error (ECANCELED after sendfileCancel, ETIMEDOUT when the
- * socket accepted nothing for idleTimeoutMs, EIO when the file ended early); sent is the number
- * of bytes written either way. sendfileCancel (JS thread) makes the thread stop at once; it is a
- * no-op once done has run.
+ * sendfile(socketFd, fileFd, offset, length, idleTimeoutMs, done(err, bytes)) → handle
+ *   sendfile(2) of the file range to the socket, waiting with poll(POLLOUT) whenever the
+ *   non-blocking socket is full.
+ * recvToFile(socketFd, fileFd, length, sha256 | null, writebackEvery, idleTimeoutMs, done(err, bytes)) → handle
+ *   reads exactly length bytes off the socket (poll(POLLIN) when none are there) and appends them
+ *   to the file (opened O_APPEND), updating the sha256 state (a Buffer from sha256New) as it goes;
+ *   every writebackEvery bytes (0: never) sync_file_range(SYNC_FILE_RANGE_WRITE) starts writeback.
+ * transferCancel(handle) (sendfileCancel is the same): stop at once; a no-op once done has run.
+ *
+ * Both fds are dup'ed, so the caller may close its own at any time: the thread never touches an fd
+ * number that could have been reused. done runs on the JS thread once the thread has finished: err
+ * null after all length bytes, else an errno Error (ECANCELED after a cancel, ETIMEDOUT when the
+ * socket moved nothing for idleTimeoutMs, EIO when the file ended early, ECONNRESET when the peer
+ * closed before sending everything); bytes is what was moved either way. The sha256 Buffer must
+ * not be used until done has run.
  */
+enum { XFER_SEND, XFER_RECV };
+
 typedef struct {
-  int out_fd, in_fd;
-  int64_t off, left, sent, idle_ms;
+  int kind;
+  int sock_fd, file_fd;
+  int64_t off, left, moved, idle_ms, wb_every;
+  SHA256_CTX *sha;
+  napi_ref sha_ref;
   int err;
   atomic_int cancelled;
   int done;  /* JS thread: the fds are closed, done was called */
   int refs;  /* JS thread: one for the transfer, one for the handle */
   napi_threadsafe_function tsfn;
-} sf_job;
+} xfer_job;
 
-static void sf_unref(sf_job *job) {
+#define RECV_BUF (1 << 20)
+
+static void xfer_unref(xfer_job *job) {
   if (--job->refs == 0) free(job);
 }
 
-static void sf_handle_finalize(napi_env env, void *data, void *hint) {
+static void xfer_handle_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  sf_unref((sf_job *)data);
+  xfer_unref((xfer_job *)data);
 }
 
-static void *sf_thread(void *arg) {
-  sf_job *job = arg;
+/* Wait until fd is ready for events; false (job->err set) on cancel, timeout or error. */
+static int xfer_wait(xfer_job *job, short events, int64_t *idle) {
+  struct pollfd p = {.fd = job->sock_fd, .events = events};
+  int r = poll(&p, 1, 1000);
+  if (atomic_load(&job->cancelled)) {
+    job->err = ECANCELED;
+    return 0;
+  }
+  if (r == 0 && (*idle += 1000) >= job->idle_ms) {
+    job->err = ETIMEDOUT;
+    return 0;
+  }
+  if (r < 0 && errno != EINTR) {
+    job->err = errno;
+    return 0;
+  }
+  return 1;
+}
+
+static void xfer_send(xfer_job *job) {
   int64_t idle = 0;
+  while (job->left > 0) {
+    if (atomic_load(&job->cancelled)) {
+      job->err = ECANCELED;
+      return;
+    }
+    size_t want = job->left > (int64_t)(1 << 30) ? (size_t)1 << 30 : (size_t)job->left;
+    off_t off = (off_t)job->off;
+    ssize_t n = sendfile(job->sock_fd, job->file_fd, &off, want);
+    if (n > 0) {
+      job->off += n;
+      job->left -= n;
+      job->moved += n;
+      idle = 0;
+    } else if (n == 0) {
+      job->err = EIO; /* the file is shorter than promised */
+      return;
+    } else if (errno == EAGAIN) {
+      if (!xfer_wait(job, POLLOUT, &idle)) return;
+    } else if (errno != EINTR) {
+      job->err = errno;
+      return;
+    }
+  }
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(fd, buf, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+static void xfer_recv(xfer_job *job) {
+  char *buf = malloc(RECV_BUF);
+  if (!buf) {
+    job->err = ENOMEM;
+    return;
+  }
+  struct stat st;
+  int64_t wb_from = fstat(job->file_fd, &st) == 0 ? (int64_t)st.st_size : -1, wb_pending = 0, idle = 0;
   while (job->left > 0) {
     if (atomic_load(&job->cancelled)) {
       job->err = ECANCELED;
       break;
     }
-    size_t want = job->left > (int64_t)(1 << 30) ? (size_t)1 << 30 : (size_t)job->left;
-    off_t off = (off_t)job->off;
-    ssize_t n = sendfile(job->out_fd, job->in_fd, &off, want);
+    size_t want = job->left > RECV_BUF ? RECV_BUF : (size_t)job->left;
+    ssize_t n = recv(job->sock_fd, buf, want, 0);
     if (n > 0) {
-      job->off += n;
+      if (job->sha) SHA256_Update(job->sha, buf, (size_t)n);
+      if ((job->err = write_all(job->file_fd, buf, (size_t)n)) != 0) break;
       job->left -= n;
-      job->sent += n;
+      job->moved += n;
       idle = 0;
-      continue;
-    }
-    if (n == 0) {
-      job->err = EIO; /* the file is shorter than promised */
+      wb_pending += n;
+      if (job->wb_every > 0 && wb_from >= 0 && wb_pending >= job->wb_every) {
+        sync_file_range(job->file_fd, (off_t)wb_from, (off_t)wb_pending, SYNC_FILE_RANGE_WRITE);
+        wb_from += wb_pending;
+        wb_pending = 0;
+      }
+    } else if (n == 0) {
+      job->err = ECONNRESET; /* the peer closed before sending everything */
       break;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN) {
-      job->err = errno;
-      break;
-    }
-    struct pollfd p = {.fd = job->out_fd, .events = POLLOUT};
-    int r = poll(&p, 1, 1000);
-    if (r == 0 && (idle += 1000) >= job->idle_ms) {
-      job->err = ETIMEDOUT;
-      break;
-    }
-    if (r < 0 && errno != EINTR) {
+    } else if (errno == EAGAIN) {
+      if (!xfer_wait(job, POLLIN, &idle)) break;
+    } else if (errno != EINTR) {
       job->err = errno;
       break;
     }
   }
+  free(buf);
+}
+
+static void *xfer_thread(void *arg) {
+  xfer_job *job = arg;
+  if (job->kind == XFER_SEND) xfer_send(job);
+  else xfer_recv(job);
   /* job may be freed on the JS thread as soon as it is queued: touch only the local copy after */
   napi_threadsafe_function tsfn = job->tsfn;
   napi_call_threadsafe_function(tsfn, job, napi_tsfn_blocking);
@@ -380,60 +463,53 @@ static void *sf_thread(void *arg) {
   return NULL;
 }
 
-static void sf_call_js(napi_env env, napi_value cb, void *context, void *data) {
+static void xfer_call_js(napi_env env, napi_value cb, void *context, void *data) {
   (void)context;
-  sf_job *job = data;
-  close(job->out_fd);
-  close(job->in_fd);
+  xfer_job *job = data;
+  close(job->sock_fd);
+  close(job->file_fd);
   job->done = 1;
-  if (env != NULL && cb != NULL) {
-    napi_value argv[2], undef;
-    if (job->err) argv[0] = errno_error(env, job->err, "sendfile", NULL);
-    else napi_get_null(env, &argv[0]);
-    napi_create_double(env, (double)job->sent, &argv[1]);
-    napi_get_undefined(env, &undef);
-    napi_call_function(env, undef, cb, 2, argv, NULL);
+  if (env != NULL) {
+    if (job->sha_ref) napi_delete_reference(env, job->sha_ref);
+    if (cb != NULL) {
+      napi_value argv[2], undef;
+      if (job->err) argv[0] = errno_error(env, job->err, job->kind == XFER_SEND ? "sendfile" : "recv", NULL);
+      else napi_get_null(env, &argv[0]);
+      napi_create_double(env, (double)job->moved, &argv[1]);
+      napi_get_undefined(env, &undef);
+      napi_call_function(env, undef, cb, 2, argv, NULL);
+    }
   }
-  sf_unref(job);
+  xfer_unref(job);
 }
 
-static napi_value js_sendfile(napi_env env, napi_callback_info info) {
-  napi_value argv[6], name, handle;
-  int64_t out_fd, in_fd, off, len, idle_ms;
-  if (!get_args(env, info, 6, argv) || !get_i64(env, argv[0], &out_fd, "socketFd") ||
-      !get_i64(env, argv[1], &in_fd, "fileFd") || !get_i64(env, argv[2], &off, "offset") ||
-      !get_i64(env, argv[3], &len, "length") || !get_i64(env, argv[4], &idle_ms, "idleTimeoutMs"))
-    return NULL;
-  napi_valuetype t;
-  napi_typeof(env, argv[5], &t);
-  if (t != napi_function) return throw_type(env, "done must be a function");
-  if (off < 0 || len < 0 || out_fd < 0 || in_fd < 0 || out_fd > INT_MAX || in_fd > INT_MAX)
-    return throw_type(env, "fds, offset and length must be non-negative");
-  sf_job *job = calloc(1, sizeof *job);
-  if (!job) return throw_errno(env, ENOMEM, "sendfile", NULL);
-  job->out_fd = fcntl((int)out_fd, F_DUPFD_CLOEXEC, 0);
-  if (job->out_fd < 0) {
+/* Undo a job that never started: its dup'ed fds, its sha256 reference, its memory. */
+static void xfer_discard(napi_env env, xfer_job *job) {
+  if (job->sock_fd >= 0) close(job->sock_fd);
+  if (job->file_fd >= 0) close(job->file_fd);
+  if (job->sha_ref) napi_delete_reference(env, job->sha_ref);
+  free(job);
+}
+
+/* Starts the thread for a job whose other fields are set; returns the handle, or NULL with an exception. */
+static napi_value xfer_start(napi_env env, xfer_job *job, int64_t sock_fd, int64_t file_fd, napi_value done) {
+  napi_value name, handle;
+  job->sock_fd = job->file_fd = -1;
+  if (sock_fd < 0 || file_fd < 0 || sock_fd > INT_MAX || file_fd > INT_MAX) {
+    xfer_discard(env, job);
+    return throw_type(env, "fds must be non-negative");
+  }
+  job->sock_fd = fcntl((int)sock_fd, F_DUPFD_CLOEXEC, 0);
+  if (job->sock_fd < 0 || (job->file_fd = fcntl((int)file_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     int e = errno;
-    free(job);
+    xfer_discard(env, job);
     return throw_errno(env, e, "dup", NULL);
   }
-  job->in_fd = fcntl((int)in_fd, F_DUPFD_CLOEXEC, 0);
-  if (job->in_fd < 0) {
-    int e = errno;
-    close(job->out_fd);
-    free(job);
-    return throw_errno(env, e, "dup", NULL);
-  }
-  job->off = off;
-  job->left = len;
-  job->idle_ms = idle_ms > 0 ? idle_ms : INT64_MAX;
   atomic_init(&job->cancelled, 0);
   job->refs = 2;
-  napi_create_string_utf8(env, "pierfs.sendfile", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, sf_call_js, &job->tsfn) != napi_ok) {
-    close(job->out_fd);
-    close(job->in_fd);
-    free(job);
+  napi_create_string_utf8(env, "pierfs.transfer", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, done, NULL, name, 0, 1, NULL, NULL, NULL, xfer_call_js, &job->tsfn) != napi_ok) {
+    xfer_discard(env, job);
     return throw_errno(env, EAGAIN, "napi_create_threadsafe_function", NULL);
   }
   pthread_attr_t attr;
@@ -441,31 +517,143 @@ static napi_value js_sendfile(napi_env env, napi_callback_info info) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
-  int e = pthread_create(&th, &attr, sf_thread, job);
+  int e = pthread_create(&th, &attr, xfer_thread, job);
   pthread_attr_destroy(&attr);
   if (e != 0) {
     napi_release_threadsafe_function(job->tsfn, napi_tsfn_abort);
-    close(job->out_fd);
-    close(job->in_fd);
-    free(job);
+    xfer_discard(env, job);
     return throw_errno(env, e, "pthread_create", NULL);
   }
-  napi_create_external(env, job, sf_handle_finalize, NULL, &handle);
+  napi_create_external(env, job, xfer_handle_finalize, NULL, &handle);
   return handle;
 }
 
-static napi_value js_sendfile_cancel(napi_env env, napi_callback_info info) {
+static int is_function(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_function;
+}
+
+static napi_value js_sendfile(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  int64_t sock_fd, file_fd, off, len, idle_ms;
+  if (!get_args(env, info, 6, argv) || !get_i64(env, argv[0], &sock_fd, "socketFd") ||
+      !get_i64(env, argv[1], &file_fd, "fileFd") || !get_i64(env, argv[2], &off, "offset") ||
+      !get_i64(env, argv[3], &len, "length") || !get_i64(env, argv[4], &idle_ms, "idleTimeoutMs"))
+    return NULL;
+  if (!is_function(env, argv[5])) return throw_type(env, "done must be a function");
+  if (off < 0 || len < 0) return throw_type(env, "offset and length must be non-negative");
+  xfer_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "sendfile", NULL);
+  job->kind = XFER_SEND;
+  job->off = off;
+  job->left = len;
+  job->idle_ms = idle_ms > 0 ? idle_ms : INT64_MAX;
+  return xfer_start(env, job, sock_fd, file_fd, argv[5]);
+}
+
+/* The SHA256_CTX inside a Buffer made by sha256New, or NULL (TypeError thrown). */
+static SHA256_CTX *get_sha(napi_env env, napi_value v) {
+  bool isbuf = false;
+  void *data = NULL;
+  size_t len = 0;
+  napi_is_buffer(env, v, &isbuf);
+  if (isbuf) napi_get_buffer_info(env, v, &data, &len);
+  if (!isbuf || len != sizeof(SHA256_CTX) || ((uintptr_t)data % _Alignof(SHA256_CTX)) != 0) {
+    throw_type(env, "expected a sha256 state from sha256New");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value js_recv_to_file(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  int64_t sock_fd, file_fd, len, wb_every, idle_ms;
+  if (!get_args(env, info, 7, argv) || !get_i64(env, argv[0], &sock_fd, "socketFd") ||
+      !get_i64(env, argv[1], &file_fd, "fileFd") || !get_i64(env, argv[2], &len, "length") ||
+      !get_i64(env, argv[4], &wb_every, "writebackEvery") || !get_i64(env, argv[5], &idle_ms, "idleTimeoutMs"))
+    return NULL;
+  if (!is_function(env, argv[6])) return throw_type(env, "done must be a function");
+  if (len < 0) return throw_type(env, "length must be non-negative");
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  SHA256_CTX *sha = NULL;
+  if (t != napi_null && t != napi_undefined && !(sha = get_sha(env, argv[3]))) return NULL;
+  xfer_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "recv", NULL);
+  job->kind = XFER_RECV;
+  job->left = len;
+  job->wb_every = wb_every;
+  job->idle_ms = idle_ms > 0 ? idle_ms : INT64_MAX;
+  if (sha) {
+    job->sha = sha;
+    napi_create_reference(env, argv[3], 1, &job->sha_ref); /* keeps the Buffer alive for the thread */
+  }
+  return xfer_start(env, job, sock_fd, file_fd, argv[6]);
+}
+
+static napi_value js_transfer_cancel(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   void *data = NULL;
   if (!get_args(env, info, 1, argv)) return NULL;
   if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL)
-    return throw_type(env, "expected a sendfile handle");
-  sf_job *job = data;
+    return throw_type(env, "expected a transfer handle");
+  xfer_job *job = data;
   if (!job->done) {
     atomic_store(&job->cancelled, 1);
-    shutdown(job->out_fd, SHUT_RDWR); /* wakes the thread's poll; the connection is being dropped anyway */
+    shutdown(job->sock_fd, SHUT_RDWR); /* wakes the thread's poll; the connection is being dropped anyway */
   }
   return undefined(env);
+}
+
+/*
+ * sha256New() → Buffer holding an OpenSSL SHA256_CTX (plain bytes: Buffer.from copies a state);
+ * sha256Update(state, data); sha256Hex(state) → hex digest of the bytes so far (the state stays
+ * usable). OpenSSL is Node's own (its symbols are exported to addons), SHA-NI where the CPU has it.
+ */
+static napi_value js_sha256_new(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  void *data;
+  if (napi_create_buffer(env, sizeof(SHA256_CTX), &data, &out) != napi_ok) return NULL;
+  SHA256_Init((SHA256_CTX *)data);
+  return out;
+}
+
+static napi_value js_sha256_update(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  SHA256_CTX *sha = get_sha(env, argv[0]);
+  if (!sha) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  bool ok = false;
+  napi_is_typedarray(env, argv[1], &ok);
+  if (ok) {
+    napi_typedarray_type tt;
+    napi_value ab;
+    size_t off;
+    napi_get_typedarray_info(env, argv[1], &tt, &len, &data, &ab, &off);
+    if (tt != napi_uint8_array) return throw_type(env, "data must be a Uint8Array");
+  } else {
+    return throw_type(env, "data must be a Uint8Array");
+  }
+  if (len) SHA256_Update(sha, data, len);
+  return undefined(env);
+}
+
+static napi_value js_sha256_hex(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  SHA256_CTX *sha = get_sha(env, argv[0]);
+  if (!sha) return NULL;
+  SHA256_CTX c = *sha;
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  char hex[2 * SHA256_DIGEST_LENGTH + 1];
+  SHA256_Final(md, &c);
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  napi_create_string_utf8(env, hex, 2 * SHA256_DIGEST_LENGTH, &out);
+  return out;
 }
 
 /*
@@ -534,7 +722,9 @@ NAPI_MODULE_INIT() {
       {"devsplit", js_devsplit},     {"lsetxattr", js_lsetxattr},   {"lgetxattr", js_lgetxattr},
       {"llistxattr", js_llistxattr}, {"lremovexattr", js_lremovexattr}, {"lsetmeta", js_lsetmeta},
       {"mount", js_mount},           {"umount2", js_umount2},       {"sendfile", js_sendfile},
-      {"sendfileCancel", js_sendfile_cancel}, {"syncFileRange", js_sync_file_range},
+      {"sendfileCancel", js_transfer_cancel}, {"transferCancel", js_transfer_cancel},
+      {"recvToFile", js_recv_to_file}, {"syncFileRange", js_sync_file_range},
+      {"sha256New", js_sha256_new}, {"sha256Update", js_sha256_update}, {"sha256Hex", js_sha256_hex},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

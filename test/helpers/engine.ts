@@ -78,8 +78,8 @@ export function testEngine(opts: { bridge?: string; subnet?: string } = {}): Tes
         try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
         for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
       }
-      // The default bridge is the daemon's to keep; tests remove theirs.
-      spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+      // The default network's bridge and masquerade rule are the daemon's to keep; tests remove theirs.
+      removeBridge(bridge);
       unmountUnder(root);
       rmSync(root, { recursive: true, force: true });
       rmSync(run, { recursive: true, force: true });
@@ -124,4 +124,19 @@ export async function until<T>(fn: () => T | undefined | false, what: string, ti
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Delete a bridge and every iptables rule that names it (what a test engine's default network left). */
+export function removeBridge(bridge: string): void {
+  for (const table of ['nat', 'filter']) {
+    const rules = spawnSync('iptables-save', ['-t', table], { encoding: 'utf8' }).stdout.split('\n')
+      .filter((l) => l.startsWith('-A ') && (l.includes(` -o ${bridge} `) || l.includes(` -i ${bridge} `)));
+    for (const r of rules) {
+      // iptables-save quotes comments; split on spaces outside quotes.
+      const args = (r.match(/"[^"]*"|\S+/g) ?? []).map((a) => a.replace(/^"|"$/g, ''));
+      args[0] = '-D';
+      spawnSync('iptables', ['-w', '-t', table, ...args], { stdio: 'ignore' });
+    }
+  }
+  spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
 }

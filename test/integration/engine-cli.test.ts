@@ -194,6 +194,18 @@ describe('networking', () => {
     assert.equal(e.ok(['ps', '-aq']), before);
   });
 
+  test('-p with only a container port publishes on a free host port', async () => {
+    e.ok(['run', '-d', '--name', 'anyport', '-p', '80', 'busybox', 'sh', '-c', 'mkdir /www && echo any > /www/index.html && httpd -f -p 80 -h /www']);
+    try {
+      const m = /80\/tcp -> 0\.0\.0\.0:(\d+)/.exec(e.ok(['port', 'anyport']));
+      assert.ok(m, 'a host port was chosen');
+      assert.notEqual(Number(m[1]), 0);
+      assert.equal((await fetchRetry(`http://127.0.0.1:${m[1]}/`)).body, 'any\n');
+    } finally {
+      e.pier(['rm', '-f', 'anyport']);
+    }
+  });
+
   test('--network none has only lo; --network host sees the host interfaces', () => {
     const none = e.ok(['run', '--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']);
     assert.equal(none.trim(), 'lo');

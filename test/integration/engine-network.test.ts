@@ -307,16 +307,15 @@ test('a failure in the middle of setup leaves nothing behind', { timeout: 120_00
   const bad = m.create('tn-bad', { subnet: '10.85.6.0/24' });
   const file = join(root, 'networks', 'configs', `${bad.id}.json`);
   writeFileSync(file, JSON.stringify({ ...bad, bridge: 'much-too-long-name0' }));
-  const m2 = newManager();
+  await m.close();
+  m = newManager();
   const badId = newId();
-  await assert.rejects(m2.setup({ containerId: badId, name: 'b', hostname: 'b', mode: 'bridge', networks: [{ name: 'tn-bad' }], ports: [] }),
+  await assert.rejects(m.setup({ containerId: badId, name: 'b', hostname: 'b', mode: 'bridge', networks: [{ name: 'tn-bad' }], ports: [] }),
     { message: 'invalid bridge name "much-too-long-name0"' });
   assert.ok(!existsSync(`/run/netns/${ns(badId)}`));
-  assert.equal(m2.sandbox(badId), undefined);
-  await m2.close();
+  assert.equal(m.sandbox(badId), undefined);
   writeFileSync(file, JSON.stringify(bad));
-  for (const n of ['tn-ok', 'tn-full', 'tn-bad']) newManager().remove(n);
-  m = newManager();
+  for (const n of ['tn-ok', 'tn-full', 'tn-bad']) m.remove(n);
 });
 
 test('teardown and restore from a new process after the first was kill -9ed', { timeout: 120_000 }, async () => {
@@ -361,8 +360,26 @@ test('teardown and restore from a new process after the first was kill -9ed', { 
   m.remove('tn-r');
 });
 
-test('20 concurrent setups and teardowns', { timeout: 120_000 }, async () => {
-  const N = Number(process.env.PIER_NET_CONCURRENCY ?? 20);
+test('restore undoes a sandbox a crash left half-made', { timeout: 120_000 }, async () => {
+  const id = newId();
+  const s = await m.setup({ containerId: id, name: 'half', hostname: 'half', mode: 'bridge', networks: [], ports: [] });
+  // As if the daemon died right after the plugin's ADD, before it could record the result.
+  const file = join(root, 'networks', 'sandboxes', `${id}.json`);
+  const rec = JSON.parse(readFileSync(file, 'utf8'));
+  rec.state = 'creating';
+  for (const a of rec.attachments) { delete a.result; delete a.hostVeth; a.ip = ''; }
+  writeFileSync(file, JSON.stringify(rec));
+  await m.close();
+  m = newManager();
+  assert.equal(m.sandbox(id), undefined, 'not a usable sandbox');
+  await m.restore();
+  assertGone(s);
+  assert.equal(vethsOn(BRIDGE), 0);
+});
+
+const N = Number(process.env.PIER_NET_CONCURRENCY ?? 20);
+
+test(`${N} concurrent setups and teardowns`, { timeout: 120_000 }, async () => {
   const net = m.create('tn-many', { subnet: '10.85.8.0/22' });
   const ids = Array.from({ length: N }, newId);
   const sbs = await Promise.all(ids.map((id, i) => m.setup({ containerId: id, name: `c${i}`, hostname: `c${i}`, mode: 'bridge', networks: [{ name: i % 2 ? 'tn-many' : 'bridge' }], ports: [] })));

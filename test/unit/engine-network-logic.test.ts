@@ -160,3 +160,35 @@ test('DNS server: A records, empty AAAA, forwarding, NXDOMAIN without upstreams'
     upstream.close();
   }
 });
+
+test('CNI executor: environment, stdin, capabilities, result and error objects', async () => {
+  const { mkdtempSync, writeFileSync, rmSync, chmodSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { addList, delList } = await import('../../src/engine/network/cni.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'pier-cni-'));
+  try {
+    // A plugin that echoes what it was given as its result, and fails DEL with a CNI error object.
+    writeFileSync(join(dir, 'echo'), `#!/bin/sh
+in=$(cat)
+if [ "$CNI_COMMAND" = DEL ]; then echo '{"cniVersion":"1.0.0","code":7,"msg":"bad config","details":"no such thing"}'; exit 1; fi
+printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[],"dns":{"domain":"%s"},"stdin":%s}' "$CNI_IFNAME" "$CNI_NETNS" "$CNI_CONTAINERID" "$in"
+`);
+    chmodSync(join(dir, 'echo'), 0o755);
+    const list = { cniVersion: '1.0.0', name: 'n1', plugins: [{ type: 'echo', capabilities: { portMappings: true }, x: 1 }, { type: 'echo' }] };
+    const rt = { path: `/nonexistent:${dir}`, containerId: 'cid', netns: '/run/netns/x', ifname: 'eth0', runtimeConfig: { portMappings: [1], bandwidth: 2 } };
+    const r = await addList(list, rt) as unknown as { interfaces: { name: string; sandbox: string }[]; dns: { domain: string }; stdin: Record<string, unknown> };
+    assert.deepEqual(r.interfaces, [{ name: 'eth0', sandbox: '/run/netns/x' }]);
+    assert.equal(r.dns.domain, 'cid');
+    // The second plugin saw the first one's result; it declared no capabilities, so no runtimeConfig.
+    assert.equal(r.stdin.name, 'n1');
+    assert.equal(r.stdin.runtimeConfig, undefined);
+    const prev = r.stdin.prevResult as { stdin: Record<string, unknown> };
+    assert.deepEqual(prev.stdin.runtimeConfig, { portMappings: [1] }, 'only declared capabilities');
+    assert.equal(prev.stdin.x, 1);
+    await assert.rejects(delList(list, rt), { message: 'CNI echo DEL on n1/eth0: bad config: no such thing' });
+    await assert.rejects(addList({ ...list, plugins: [{ type: 'nope' }] }, rt), /CNI plugin "nope" not found/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -240,6 +240,7 @@ export class Engine extends EventEmitter {
       if (c.id === except) continue;
       if (c.state.status !== 'running' && c.state.status !== 'paused' && c.state.status !== 'restarting' && c.state.status !== 'created') continue;
       for (const p of ports) {
+        if (p.hostPort === 0) continue;
         for (const q of c.network.ports) {
           if (p.hostPort === q.hostPort && p.protocol === q.protocol) {
             throw conflict(`port ${p.hostPort}/${p.protocol} is already allocated (container ${c.name})`);
@@ -270,9 +271,10 @@ export class Engine extends EventEmitter {
     const dir = this.dir(id);
     let sandbox: Sandbox | undefined;
     try {
-      if (rec.network.ports.length) {
-        this.checkPortsAgainstContainers(rec.network.ports, id);
-        this.networks.checkPorts(rec.network.ports);
+      const wanted = rec.config.ports ?? [];
+      if (wanted.length) {
+        this.checkPortsAgainstContainers(wanted, id);
+        this.networks.checkPorts(wanted);
       }
       const hostname = rec.config.hostname ?? id.slice(0, 12);
       const t = stamp();
@@ -282,7 +284,7 @@ export class Engine extends EventEmitter {
         hostname,
         mode: rec.network.mode,
         networks: rec.network.networks.map((n) => ({ name: n, aliases: rec.config.networkAliases ?? [] })),
-        ports: rec.network.ports,
+        ports: wanted,
         ...(rec.config.extraHosts ? { extraHosts: rec.config.extraHosts } : {}),
       });
       if (TRACE) this.log.info(`trace ${id.slice(0, 12)} network setup ${t().toFixed(1)} ms`);
@@ -315,6 +317,8 @@ export class Engine extends EventEmitter {
       if (TRACE) this.log.info(`trace ${id.slice(0, 12)} spec ${(t() - t2()).toFixed(1)} ms, shim start ${t2().toFixed(1)} ms`);
       rec.state = { ...rec.state, status: 'running', pid: initPid, shimPid, startedAt: new Date().toISOString(), error: undefined, oomKilled: false, exitCode: undefined, finishedAt: undefined };
       rec.network.ips = Object.fromEntries(sandbox.attachments.map((a) => [a.network, a.ip]));
+      // What was published: a host port of 0 is one the network layer picked.
+      rec.network.ports = sandbox.ports;
       this.save(rec);
     } catch (err) {
       if (sandbox || rec.network.mode !== 'host') await this.networks.teardown(id).catch((e) => this.log.warn(`teardown ${id}: ${messageOf(e)}`));
@@ -399,6 +403,7 @@ export class Engine extends EventEmitter {
       ...(status.error ? { error: status.error } : {}),
     };
     rec.network.ips = {};
+    rec.network.ports = rec.config.ports ?? [];
     this.save(rec);
     this.refreshHosts(rec.network.networks);
     const info: ExitInfo = { exitCode: status.exitCode, oomKilled: status.oomKilled, ...(status.signal ? { signal: status.signal } : {}), ...(status.error ? { error: status.error } : {}) };

@@ -20,10 +20,11 @@ export function linkExists(name: string): boolean {
 /** Create the bridge if absent, give it the gateway address, bring it up (one `ip` process). */
 export async function ensureBridge(name: string, gatewayCidr: string): Promise<void> {
   if (!validIfName(name)) throw new PierError(`invalid bridge name "${name}"`);
-  const lines = [];
-  if (!linkExists(name)) lines.push(`link add name ${name} type bridge`);
-  lines.push(`addr replace ${gatewayCidr} dev ${name}`, `link set ${name} up`);
-  const r = await run('ip', ['-batch', '-'], { input: lines.join('\n') + '\n' });
+  const rest = [`addr replace ${gatewayCidr} dev ${name}`, `link set ${name} up`];
+  const batch = (lines: string[]) => run('ip', ['-batch', '-'], { input: lines.join('\n') + '\n' });
+  let r = await batch(linkExists(name) ? rest : [`link add name ${name} type bridge`, ...rest]);
+  // Someone else (another pier process, a CNI plugin) made it meanwhile: fine, finish the job.
+  if (r.code !== 0 && linkExists(name)) r = await batch(rest);
   if (r.code !== 0) throw new PierError(`setting up bridge ${name}: ${firstLine(r.stderr)}`);
 }
 

@@ -41,6 +41,7 @@ export class NetworkManager {
   private dying = new Set<string>();                        // containers being torn down: no longer resolvable
   private ports = new PortTable();
   private ready = new Map<string, Promise<void>>();         // per network id: bridge, rules, DNS in place
+  private readyDone = new WeakSet<Promise<void>>();         // those of them that have settled
   private locks = new Map<string, Promise<unknown>>();      // per container id
   private dns: DnsServer;
 
@@ -147,7 +148,7 @@ export class NetworkManager {
 
   // ---- sandboxes --------------------------------------------------------------------------------
 
-  setup(req: SandboxRequest): Promise<Sandbox> {
+  async setup(req: SandboxRequest): Promise<Sandbox> {
     if (typeof req.containerId !== 'string' || !/^[0-9a-f]{64}$/.test(req.containerId)) throw new PierError(`invalid container id "${req.containerId}"`);
     return this.locked(req.containerId, async () => {
       if (this.sandboxes.has(req.containerId) || this.store.loadSandbox(req.containerId)) {
@@ -159,7 +160,8 @@ export class NetworkManager {
     });
   }
 
-  teardown(containerId: string): Promise<void> {
+  async teardown(containerId: string): Promise<void> {
+    if (typeof containerId !== 'string' || !/^[0-9a-f]{64}$/.test(containerId)) throw new PierError(`invalid container id "${containerId}"`);
     return this.locked(containerId, () => this.teardownLocked(containerId));
   }
 
@@ -223,7 +225,7 @@ export class NetworkManager {
    */
   private ensureReady(n: NetworkConfig): Promise<void> {
     const have = this.ready.get(n.id);
-    if (have && linkExists(n.bridge)) return have;
+    if (have && (!this.readyDone.has(have) || linkExists(n.bridge))) return have;
     const p = (async () => {
       await ensureBridge(n.bridge, `${n.gateway}/${n.subnet.split('/')[1]}`);
       if (!n.internal) enableForwarding();
@@ -234,7 +236,7 @@ export class NetworkManager {
       }
     })();
     this.ready.set(n.id, p);
-    p.catch(() => { if (this.ready.get(n.id) === p) this.ready.delete(n.id); });
+    p.then(() => { this.readyDone.add(p); }, () => { if (this.ready.get(n.id) === p) this.ready.delete(n.id); });
     return p;
   }
 
