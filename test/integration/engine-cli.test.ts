@@ -73,6 +73,19 @@ describe('pier run', () => {
     e.ok(['rm', 'ticker']);
   });
 
+  test('-i sends stdin to the container; logs -f follows until the exit', async () => {
+    const r = e.pier(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'tr a-z A-Z'], { input: 'shout this\n' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'SHOUT THIS\n');
+    e.ok(['run', '-d', '--name', 'counter', 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo n$i; sleep 0.2; done']);
+    const f = await e.pierAsync(['logs', '-f', 'counter']);
+    assert.equal(f.status, 0);
+    assert.equal(f.stdout, 'n1\nn2\nn3\n');
+    assert.match(e.ok(['logs', '-t', 'counter']), /^\d{4}-\d\d-\d\dT[\d:.]+Z n1\n/);
+    assert.equal(e.ok(['start', '-a', 'counter']), 'n1\nn2\nn3\n');
+    e.ok(['rm', 'counter']);
+  });
+
   test('env, workdir, user, hostname, entrypoint, read-only root, dropped capability', () => {
     const envFile = join(mkdtempSync(join(tmpdir(), 'pier-env-')), 'env');
     writeFileSync(envFile, '# comment\nFROM_FILE=yes\n');
