@@ -3,9 +3,9 @@
  * bridge network), side by side in one run, on the same busybox image:
  *   - `run --rm busybox true`, sequentially, median of N
  *   - 100 containers started concurrently with `run -d busybox sleep 600` (wall time until all
- *     100 commands returned), then removed (not timed)
+ *     100 commands returned), then removed (not timed); ROUNDS rounds, alternating who goes first
  * Both daemons/stores are private to the run (temp dirs) and warmed up once.
- * Usage: node bench/engine.ts [N] [CONCURRENT]    (root; after scripts/test's setup installed podman)
+ * Usage: node bench/engine.ts [N] [CONCURRENT] [ROUNDS]   (root; after scripts/test's setup installed podman)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { removeBridge } from '../test/helpers/engine.ts';
 
 const N = Number(process.argv[2] ?? 20);
 const C = Number(process.argv[3] ?? 100);
+const R = Number(process.argv[4] ?? 3);
 const top = join(import.meta.dirname, '..');
 const PIER = join(top, 'bin', 'pier');
 
@@ -74,18 +75,29 @@ try {
 
   const pierRun = timeSeq(() => pier(['run', '--rm', 'busybox', 'true']));
   const podmanRun = timeSeq(() => podman(['run', '--rm', 'localhost/busybox', 'true']));
-  pier(['run', '-d', 'busybox', 'sleep', '1']);
-  const pierMany = await timeConcurrent(PIER, [], pierEnv, 'busybox');
-  pier(['rm', '-f', ...pier(['ps', '-aq']).trim().split('\n')]);
-  const podmanMany = await timeConcurrent('podman', podmanBase, podmanEnv, 'localhost/busybox');
-  podman(['rm', '-f', '-t', '0', '--all']);
+  // The concurrent start R times, alternating who goes first; the median of each.
+  const pierTimes: number[] = [], podmanTimes: number[] = [];
+  const pierRound = async () => {
+    pierTimes.push(await timeConcurrent(PIER, [], pierEnv, 'busybox'));
+    pier(['rm', '-f', ...pier(['ps', '-aq']).trim().split('\n')]);
+  };
+  const podmanRound = async () => {
+    podmanTimes.push(await timeConcurrent('podman', podmanBase, podmanEnv, 'localhost/busybox'));
+    podman(['rm', '-f', '-t', '0', '--all']);
+  };
+  for (let i = 0; i < R; i++) {
+    if (i % 2 === 0) { await pierRound(); await podmanRound(); } else { await podmanRound(); await pierRound(); }
+  }
+  const pierMany = median(pierTimes);
+  const podmanMany = median(podmanTimes);
 
   const r = (a: number, b: number) => (a / b).toFixed(2);
   process.stdout.write([
     `| operation | pier | podman 4.3 + runc | pier / podman |`,
     `|---|---:|---:|---:|`,
     `| \`run --rm busybox true\` (median of ${N}) | ${pierRun.toFixed(1)} ms | ${podmanRun.toFixed(1)} ms | ${r(pierRun, podmanRun)} |`,
-    `| ${C} × \`run -d busybox sleep\` at once (wall) | ${pierMany.toFixed(0)} ms | ${podmanMany.toFixed(0)} ms | ${r(pierMany, podmanMany)} |`,
+    `| ${C} × \`run -d busybox sleep\` at once (wall, median of ${R}) | ${pierMany.toFixed(0)} ms | ${podmanMany.toFixed(0)} ms | ${r(pierMany, podmanMany)} |`,
+    `| (each round: pier ${pierTimes.map((x) => x.toFixed(0)).join(', ')} ms; podman ${podmanTimes.map((x) => x.toFixed(0)).join(', ')} ms) | | | |`,
     '',
   ].join('\n'));
 } finally {

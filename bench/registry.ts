@@ -9,12 +9,18 @@
  *     PIER_ROOT (the content store verifies every blob)
  *   - 50 clients: 50 `RegistryClient`s at once, each 5 rounds of: push a 32 KiB layer and a config
  *     (HEAD, POST, PUT each), PUT a manifest, GET it back and GET both blobs (verified) = 10 requests
- * Runs alternate which server goes first; medians of N. Prints a markdown table.
+ * Every phase starts with a `sync` (untimed), so none pays for an earlier one's writeback (see
+ * settleDisk). Before the measured runs, one warm-up run against each server (not counted), so the
+ * first measured server does not pay alone for the client's cold code and the machine's first touch
+ * of memory. Runs then alternate which server goes first; medians of N, with the range of the
+ * per-run ratios (each run measures both servers back to back). Prints a markdown table; the per-run
+ * times and the load average go to stderr.
  * Usage: node bench/registry.ts [N=3]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ImageService } from '../src/image/index.ts';
@@ -128,6 +134,16 @@ async function manyClients(host: string): Promise<[number, number]> {
   return [performance.now() - t, requests];
 }
 
+/**
+ * Flush every dirty page to disk (untimed) before a phase, so no phase pays for an earlier one's
+ * writeback: distribution leaves a push's GiB dirty in the page cache (the kernel writes it out some
+ * 30 s later, in whatever run is going on then), pier fsyncs each blob before acknowledging it, and
+ * the pull's client fsyncs what it stores.
+ */
+function settleDisk(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+}
+
 async function main(): Promise<void> {
   const src = join(TMP, 'src');
   const bytes = await makeBigImage(src);
@@ -135,22 +151,27 @@ async function main(): Promise<void> {
     pier: { push: [], pull: [], many: [] }, 'docker-registry': { push: [], pull: [], many: [] },
   };
   let requests = 0;
-  for (let run = 0; run < N; run++) {
+  for (let run = -1; run < N; run++) {
     const order = run % 2 === 0 ? [startPier, startDist] : [startDist, startPier];
     for (const start of order) {
       const dir = mkdtempSync(join(TMP, 'srv-'));
       const srv = await start(dir);
       try {
         const dst = join(dir, 'pulled');
+        settleDisk();
         const push = await pushBig(src, srv.host);
+        settleDisk();
         const pull = await pullBig(dst, srv.host);
         rmSync(dst, { recursive: true, force: true });
+        settleDisk();
         const [many, n] = await manyClients(srv.host);
+        const label = run < 0 ? 'warm-up' : `run ${run + 1}/${N}`;
+        console.error(`${label} ${srv.name}: push ${(push / 1000).toFixed(2)} s, pull ${(pull / 1000).toFixed(2)} s, ${CLIENTS} clients ${(many / 1000).toFixed(2)} s (load ${loadavg()[0].toFixed(2)})`);
+        if (run < 0) continue;
         requests = n;
         res[srv.name].push.push(push);
         res[srv.name].pull.push(pull);
         res[srv.name].many.push(many);
-        console.error(`run ${run + 1}/${N} ${srv.name}: push ${(push / 1000).toFixed(2)} s, pull ${(pull / 1000).toFixed(2)} s, ${CLIENTS} clients ${(many / 1000).toFixed(2)} s`);
       } finally {
         await srv.stop();
         rmSync(dir, { recursive: true, force: true });
@@ -159,14 +180,17 @@ async function main(): Promise<void> {
   }
   const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
   const p = res.pier, d = res['docker-registry'];
-  const rows: [string, number, number][] = [
-    [`push ${(bytes / 2 ** 30).toFixed(2)} GiB image (${LAYERS} × ${LAYER_SIZE >> 20} MiB random layers), MB/s`, mbps(median(p.push)), mbps(median(d.push))],
-    [`pull of the same image, MB/s`, mbps(median(p.pull)), mbps(median(d.pull))],
-    [`${CLIENTS} concurrent clients, ${requests} requests (small push + pull), requests/s`, requests / (median(p.many) / 1000), requests / (median(d.many) / 1000)],
+  // per run, distribution's time over pier's = pier's throughput over distribution's
+  const ratios = (k: 'push' | 'pull' | 'many') => p[k].map((t, i) => d[k][i] / t);
+  const range = (k: 'push' | 'pull' | 'many') => { const r = ratios(k); return `${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}×`; };
+  const rows: [string, number, number, string][] = [
+    [`push ${(bytes / 2 ** 30).toFixed(2)} GiB image (${LAYERS} × ${LAYER_SIZE >> 20} MiB random layers), MB/s`, mbps(median(p.push)), mbps(median(d.push)), range('push')],
+    [`pull of the same image, MB/s`, mbps(median(p.pull)), mbps(median(d.pull)), range('pull')],
+    [`${CLIENTS} concurrent clients, ${requests} requests (small push + pull), requests/s`, requests / (median(p.many) / 1000), requests / (median(d.many) / 1000), range('many')],
   ];
-  console.log(`| workload (median of ${N}) | pier | docker-registry 2.8.2 | pier / distribution |`);
-  console.log('|---|---:|---:|---:|');
-  for (const [w, a, b] of rows) console.log(`| ${w} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(a / b).toFixed(2)}× |`);
+  console.log(`| workload (median of ${N}) | pier | docker-registry 2.8.2 | pier / distribution | per-run range |`);
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [w, a, b, r] of rows) console.log(`| ${w} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(a / b).toFixed(2)}× | ${r} |`);
 }
 
 try {

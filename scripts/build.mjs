@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const top = join(dirname(fileURLToPath(import.meta.url)), '..');
 execFileSync('make', ['-s', '-C', join(top, 'native')], { stdio: 'inherit' });
 mkdirSync(join(top, 'dist'), { recursive: true });
-const entries = ['pier-runtime', 'pier', 'pier-shim'];
+const entries = ['pier-runtime', 'pier', 'pier-shim', 'pier-client'];
 const esbuild = await import('esbuild');
 await esbuild.build({
   entryPoints: Object.fromEntries(entries.map((e) => [e, join(top, 'src/cli', `${e}.ts`)])),
@@ -23,5 +23,7 @@ await esbuild.build({
   logLevel: 'warning',
   // Sources are ESM and find their files via import.meta.url; give the CommonJS bundle the same.
   define: { 'import.meta.url': '__pierModuleUrl' },
+  // pier-client.cjs falls through to pier.cjs at run time.
+  external: ['./pier.cjs'],
   banner: { js: "const __pierModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

@@ -3,10 +3,11 @@
  * mknod/mkfifo (device nodes and whiteouts), l*xattr on Buffers (binary values such as
  * security.capability), lsetmeta (owner + mode + nanosecond mtime in one call, never following
  * symlinks), mount/umount2 (overlay snapshots), sendfile (a file range to a socket from a thread of
- * its own, for the registry's blob GETs), recvToFile (a request body straight from the socket into a
- * file, hashed on the way, for blob uploads), sha256 states that can be copied, and syncFileRange
- * (early writeback). Errors are thrown like Node's own: an Error whose
- * message is "ECODE: strerror, syscall 'path'" with .code, .errno, .syscall and .path set.
+ * its own, for the registry's blob GETs and pushes), recvToFile (a request body straight from the
+ * socket into a file, hashed on the way, for blob uploads), recvInto (a download into big Buffers),
+ * sha256 states that can be copied, and syncFileRange (early writeback). Errors are thrown like
+ * Node's own: an Error whose message is "ECODE: strerror, syscall 'path'" with .code, .errno,
+ * .syscall and .path set.
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -317,16 +318,18 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
  *   reads exactly length bytes off the socket (poll(POLLIN) when none are there) and appends them
  *   to the file (opened O_APPEND), updating the sha256 state (a Buffer from sha256New) as it goes;
  *   every writebackEvery bytes (0: never) sync_file_range(SYNC_FILE_RANGE_WRITE) starts writeback.
- * transferCancel(handle) (sendfileCancel is the same): stop at once; a no-op once done has run.
+ * recvInto(socketFd, buffer, offset, length, idleTimeoutMs, done(err, bytes)) → handle
+ *   reads exactly length bytes off the socket into buffer[offset…] (a client's download).
+ * transferCancel(handle): stop at once; a no-op once done has run.
  *
  * Both fds are dup'ed, so the caller may close its own at any time: the thread never touches an fd
  * number that could have been reused. done runs on the JS thread once the thread has finished: err
  * null after all length bytes, else an errno Error (ECANCELED after a cancel, ETIMEDOUT when the
  * socket moved nothing for idleTimeoutMs, EIO when the file ended early, ECONNRESET when the peer
- * closed before sending everything); bytes is what was moved either way. The sha256 Buffer must
- * not be used until done has run.
+ * closed before sending everything); bytes is what was moved either way. The sha256 state and the
+ * recvInto buffer are held (napi references) and must not be used until done has run.
  */
-enum { XFER_SEND, XFER_RECV };
+enum { XFER_SEND, XFER_RECV, XFER_RECV_BUF };
 
 typedef struct {
   int kind;
@@ -334,6 +337,8 @@ typedef struct {
   int64_t off, left, moved, idle_ms, wb_every;
   SHA256_CTX *sha;
   napi_ref sha_ref;
+  char *dest;         /* XFER_RECV_BUF: where the bytes go (a Buffer held by dest_ref) */
+  napi_ref dest_ref;
   int err;
   atomic_int cancelled;
   int done;  /* JS thread: the fds are closed, done was called */
@@ -452,10 +457,35 @@ static void xfer_recv(xfer_job *job) {
   free(buf);
 }
 
+static void xfer_recv_buf(xfer_job *job) {
+  int64_t idle = 0;
+  while (job->left > 0) {
+    if (atomic_load(&job->cancelled)) {
+      job->err = ECANCELED;
+      return;
+    }
+    ssize_t n = recv(job->sock_fd, job->dest + job->moved, (size_t)job->left, 0);
+    if (n > 0) {
+      job->left -= n;
+      job->moved += n;
+      idle = 0;
+    } else if (n == 0) {
+      job->err = ECONNRESET;
+      return;
+    } else if (errno == EAGAIN) {
+      if (!xfer_wait(job, POLLIN, &idle)) return;
+    } else if (errno != EINTR) {
+      job->err = errno;
+      return;
+    }
+  }
+}
+
 static void *xfer_thread(void *arg) {
   xfer_job *job = arg;
   if (job->kind == XFER_SEND) xfer_send(job);
-  else xfer_recv(job);
+  else if (job->kind == XFER_RECV) xfer_recv(job);
+  else xfer_recv_buf(job);
   /* job may be freed on the JS thread as soon as it is queued: touch only the local copy after */
   napi_threadsafe_function tsfn = job->tsfn;
   napi_call_threadsafe_function(tsfn, job, napi_tsfn_blocking);
@@ -467,10 +497,11 @@ static void xfer_call_js(napi_env env, napi_value cb, void *context, void *data)
   (void)context;
   xfer_job *job = data;
   close(job->sock_fd);
-  close(job->file_fd);
+  if (job->file_fd >= 0) close(job->file_fd);
   job->done = 1;
   if (env != NULL) {
     if (job->sha_ref) napi_delete_reference(env, job->sha_ref);
+    if (job->dest_ref) napi_delete_reference(env, job->dest_ref);
     if (cb != NULL) {
       napi_value argv[2], undef;
       if (job->err) argv[0] = errno_error(env, job->err, job->kind == XFER_SEND ? "sendfile" : "recv", NULL);
@@ -488,6 +519,7 @@ static void xfer_discard(napi_env env, xfer_job *job) {
   if (job->sock_fd >= 0) close(job->sock_fd);
   if (job->file_fd >= 0) close(job->file_fd);
   if (job->sha_ref) napi_delete_reference(env, job->sha_ref);
+  if (job->dest_ref) napi_delete_reference(env, job->dest_ref);
   free(job);
 }
 
@@ -495,12 +527,13 @@ static void xfer_discard(napi_env env, xfer_job *job) {
 static napi_value xfer_start(napi_env env, xfer_job *job, int64_t sock_fd, int64_t file_fd, napi_value done) {
   napi_value name, handle;
   job->sock_fd = job->file_fd = -1;
-  if (sock_fd < 0 || file_fd < 0 || sock_fd > INT_MAX || file_fd > INT_MAX) {
+  int no_file = job->kind == XFER_RECV_BUF;
+  if (sock_fd < 0 || (!no_file && file_fd < 0) || sock_fd > INT_MAX || file_fd > INT_MAX) {
     xfer_discard(env, job);
     return throw_type(env, "fds must be non-negative");
   }
   job->sock_fd = fcntl((int)sock_fd, F_DUPFD_CLOEXEC, 0);
-  if (job->sock_fd < 0 || (job->file_fd = fcntl((int)file_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+  if (job->sock_fd < 0 || (!no_file && (job->file_fd = fcntl((int)file_fd, F_DUPFD_CLOEXEC, 0)) < 0)) {
     int e = errno;
     xfer_discard(env, job);
     return throw_errno(env, e, "dup", NULL);
@@ -590,6 +623,33 @@ static napi_value js_recv_to_file(napi_env env, napi_callback_info info) {
     napi_create_reference(env, argv[3], 1, &job->sha_ref); /* keeps the Buffer alive for the thread */
   }
   return xfer_start(env, job, sock_fd, file_fd, argv[6]);
+}
+
+/* recvInto(socketFd, buffer, offset, length, idleTimeoutMs, done(err, bytes)) → handle: read exactly
+ * length bytes off the socket into buffer[offset…] (the buffer is not to be touched until done). */
+static napi_value js_recv_into(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  int64_t sock_fd, off, len, idle_ms;
+  if (!get_args(env, info, 6, argv) || !get_i64(env, argv[0], &sock_fd, "socketFd") ||
+      !get_i64(env, argv[2], &off, "offset") || !get_i64(env, argv[3], &len, "length") ||
+      !get_i64(env, argv[4], &idle_ms, "idleTimeoutMs"))
+    return NULL;
+  if (!is_function(env, argv[5])) return throw_type(env, "done must be a function");
+  bool isbuf = false;
+  void *data = NULL;
+  size_t cap = 0;
+  napi_is_buffer(env, argv[1], &isbuf);
+  if (!isbuf) return throw_type(env, "buffer must be a Buffer");
+  napi_get_buffer_info(env, argv[1], &data, &cap);
+  if (off < 0 || len < 0 || (uint64_t)off + (uint64_t)len > cap) return throw_type(env, "offset and length must lie within the buffer");
+  xfer_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "recv", NULL);
+  job->kind = XFER_RECV_BUF;
+  job->left = len;
+  job->idle_ms = idle_ms > 0 ? idle_ms : INT64_MAX;
+  job->dest = (char *)data + off;
+  napi_create_reference(env, argv[1], 1, &job->dest_ref);
+  return xfer_start(env, job, sock_fd, -1, argv[5]);
 }
 
 static napi_value js_transfer_cancel(napi_env env, napi_callback_info info) {
@@ -722,8 +782,8 @@ NAPI_MODULE_INIT() {
       {"devsplit", js_devsplit},     {"lsetxattr", js_lsetxattr},   {"lgetxattr", js_lgetxattr},
       {"llistxattr", js_llistxattr}, {"lremovexattr", js_lremovexattr}, {"lsetmeta", js_lsetmeta},
       {"mount", js_mount},           {"umount2", js_umount2},       {"sendfile", js_sendfile},
-      {"sendfileCancel", js_transfer_cancel}, {"transferCancel", js_transfer_cancel},
-      {"recvToFile", js_recv_to_file}, {"syncFileRange", js_sync_file_range},
+      {"transferCancel", js_transfer_cancel},
+      {"recvToFile", js_recv_to_file}, {"recvInto", js_recv_into},   {"syncFileRange", js_sync_file_range},
       {"sha256New", js_sha256_new}, {"sha256Update", js_sha256_update}, {"sha256Hex", js_sha256_hex},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

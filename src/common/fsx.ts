@@ -30,13 +30,31 @@ export interface PierFs {
    * sendfile(2) of `length` bytes of `fileFd` from `offset` to the (non-blocking) socket `socketFd`,
    * in a thread of the addon's own, waiting for POLLOUT when the socket is full. Both fds are dup'ed,
    * so the caller may close its own. `done` runs on the JS thread with null after all bytes went
-   * out, else an errno error (ECANCELED after `sendfileCancel`, ETIMEDOUT when the socket took
+   * out, else an errno error (ECANCELED after `transferCancel`, ETIMEDOUT when the socket took
    * nothing for `idleTimeoutMs`, EIO when the file ended early), and the bytes sent either way.
    * Optional: absent from addons built before it.
    */
-  sendfile?(socketFd: number, fileFd: number, offset: number, length: number, idleTimeoutMs: number, done: (err: NodeJS.ErrnoException | null, sent: number) => void): SendfileHandle;
-  /** Stop a transfer (its `done` then gets ECANCELED); a no-op once `done` has run. */
-  sendfileCancel?(handle: SendfileHandle): void;
+  sendfile?(socketFd: number, fileFd: number, offset: number, length: number, idleTimeoutMs: number, done: (err: NodeJS.ErrnoException | null, sent: number) => void): TransferHandle;
+  /**
+   * Read exactly `length` bytes off the (non-blocking) socket `socketFd` in a thread of the addon's
+   * own and append them to `fileFd` (open for appending), advancing `sha256` (a `sha256New` state,
+   * not to be touched until `done`) as they come; every `writebackEvery` bytes (0: never) start
+   * writeback with sync_file_range. `done` gets null after all bytes, else an errno error
+   * (ECONNRESET: the peer closed early; ECANCELED, ETIMEDOUT as for `sendfile`), and the bytes moved.
+   */
+  recvToFile?(socketFd: number, fileFd: number, length: number, sha256: Buffer | null, writebackEvery: number, idleTimeoutMs: number, done: (err: NodeJS.ErrnoException | null, received: number) => void): TransferHandle;
+  /**
+   * Read exactly `length` bytes off the (non-blocking) socket into `buffer[offset…]` in a thread of
+   * the addon's own (the buffer is not to be touched until `done`); errors as for `recvToFile`.
+   */
+  recvInto?(socketFd: number, buffer: Buffer, offset: number, length: number, idleTimeoutMs: number, done: (err: NodeJS.ErrnoException | null, received: number) => void): TransferHandle;
+  /** Stop a `sendfile`, `recvToFile` or `recvInto` transfer (its `done` then gets ECANCELED); a no-op once `done` has run. */
+  transferCancel?(handle: TransferHandle): void;
+  /** A new sha256 state: OpenSSL's SHA256_CTX in a Buffer (plain bytes: a copy is a copy of the state). */
+  sha256New?(): Buffer;
+  sha256Update?(state: Buffer, data: Uint8Array): void;
+  /** Hex digest of the bytes hashed so far; the state stays usable. */
+  sha256Hex?(state: Buffer): string;
   /**
    * sync_file_range(2) in libuv's pool; with `SYNC_FILE_RANGE_WRITE` it starts writeback of the
    * range without waiting for it (a later fsync then has less to do). Optional, like `sendfile`.
@@ -46,8 +64,8 @@ export interface PierFs {
 
 export const SYNC_FILE_RANGE_WRITE = 2;
 
-/** An in-flight `sendfile` transfer. */
-export type SendfileHandle = { readonly __sendfile: unique symbol };
+/** An in-flight `sendfile`, `recvToFile` or `recvInto` transfer. */
+export type TransferHandle = { readonly __transfer: unique symbol };
 
 export const MS_RDONLY = 1;
 export const MS_BIND = 4096;

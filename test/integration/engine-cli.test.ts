@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { testEngine, until, type TestEngine } from '../helpers/engine.ts';
+import { bridgePorts, iptablesRules, mountsUnder, pierNetns, testEngine, until, type TestEngine } from '../helpers/engine.ts';
 
 let e: TestEngine;
 
@@ -322,11 +322,13 @@ describe('bad input: one line, non-zero, nothing made', () => {
   for (const [what, args, re] of cases) {
     test(what, () => {
       const before = e.ok(['ps', '-aq']);
+      const state = { netns: pierNetns(), veths: bridgePorts(e.bridge), mounts: mountsUnder(e.root), rules: iptablesRules() };
       const r = e.pier(args);
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, re);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.equal(e.ok(['ps', '-aq']), before);
+      assert.deepEqual({ netns: pierNetns(), veths: bridgePorts(e.bridge), mounts: mountsUnder(e.root), rules: iptablesRules() }, state);
     });
   }
 

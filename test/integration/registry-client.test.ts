@@ -13,6 +13,12 @@ import { ImageService } from '../../src/image/index.ts';
 import { Pusher, Puller, RegistryClient, parseRemoteReference, Progress } from '../../src/registry/client/index.ts';
 import { digestOf } from '../../src/common/digest.ts';
 import { MEDIA_TYPES } from '../../src/image/index.ts';
+import { fsx } from '../../src/common/fsx.ts';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { takeResponseBody } from '../../src/registry/client/native-io.ts';
+import { PierError } from '../../src/common/errors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pier-regclient-'));
 const rootA = join(tmp, 'a');
@@ -192,4 +198,109 @@ test('a pull whose blob download fails leaves nothing tagged and no half-written
   assert.deepEqual(refs, []);
   const ingest = join(root, 'images', 'ingest');
   assert.deepEqual(existsSync(ingest) ? readdirSync(ingest) : [], []);
+});
+
+test('a large layer goes out by sendfile and comes back intact', async () => {
+  assert.equal(typeof fsx().sendfile, 'function', 'the pierfs addon has sendfile (run scripts/setup)');
+  const root = join(tmp, 'big');
+  const svc = new ImageService({ root });
+  svc.content.init();
+  const layer = randomBytes((6 << 20) + 999);
+  const l = await svc.content.write(layer);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l.digest] } }));
+  const c = await svc.content.write(config);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest,
+    config: { mediaType: MEDIA_TYPES.ociConfig, digest: c.digest, size: c.size },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.size }],
+  }));
+  const m = await svc.content.write(manifest);
+  await svc.refs.set('big:1', { mediaType: MEDIA_TYPES.ociManifest, digest: m.digest, size: m.size });
+  // straight to docker-registry, and through the proxy (which reads the body through Node)
+  for (const host of [reg.host, proxy.host]) {
+    const dest = parseRemoteReference(`${host}/big/${host === reg.host ? 'direct' : 'proxied'}:1`);
+    const pushed = await new Pusher(new ImageService({ root }), dest, { plainHttp: true }).push('big:1');
+    assert.deepEqual(pushed.blobs.map((b) => b.action).sort(), ['pushed', 'pushed']);
+    const other = new ImageService({ root: join(tmp, `big-pull-${dest.repository.split('/')[1]}`) });
+    const pulled = await new Puller(other, dest, { plainHttp: true }).pull();
+    assert.equal(pulled.digest, m.digest);
+    assert.ok(readFileSync(other.content.blobPath(l.digest)).equals(layer));
+  }
+});
+
+test('a large blob body is read by the addon; a connection cut mid-body is an error, and the client carries on', async () => {
+  const data = randomBytes((5 << 20) + 77);
+  const d = digestOf(data);
+  const srv = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Length': data.length, 'Docker-Content-Digest': d });
+    if (req.url!.startsWith('/v2/cut/')) res.write(data.subarray(0, 2 << 20), () => setTimeout(() => res.destroy(), 20));
+    else res.end(data);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const client = new RegistryClient(`127.0.0.1:${(srv.address() as AddressInfo).port}`, { plainHttp: true });
+  const collect = async (repo: string) => {
+    const res = await client.getBlob(repo, d);
+    const taken = takeResponseBody(res as IncomingMessage, `blob ${d}`);
+    const parts: Buffer[] = [];
+    if (process.env.PIER_REGISTRY_NATIVE_IO === '0') {
+      assert.equal(taken, undefined);
+      try {
+        for await (const c of res) parts.push(c as Buffer);
+      } catch (err) {
+        throw new PierError(`reading the body failed: ${(err as Error).message}`);
+      }
+      return Buffer.concat(parts);
+    }
+    assert.ok(taken, 'a large plain-HTTP body is taken');
+    try { for await (const c of taken.chunks()) parts.push(c); } finally { taken.close(); }
+    return Buffer.concat(parts);
+  };
+  try {
+    assert.ok((await collect('whole')).equals(data));
+    await assert.rejects(collect('cut'), (err: Error) => err instanceof PierError && /reading the body failed/.test(err.message));
+    assert.ok((await collect('again')).equals(data), 'the next download works');
+  } finally {
+    client.close();
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
+test('a large blob whose bytes do not match its digest fails the pull and is not stored', async () => {
+  const layers = [randomBytes(3 << 20), randomBytes(2 << 20), randomBytes(5000), randomBytes(3 << 20)];
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux' }));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest,
+    config: { mediaType: MEDIA_TYPES.ociConfig, digest: digestOf(config), size: config.length },
+    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(l), size: l.length })),
+  }));
+  const blobs = new Map([config, ...layers].map((b) => [digestOf(b), b]));
+  const bad = digestOf(layers[0]);
+  const srv = createServer((req, res) => {
+    const url = req.url ?? '';
+    if (url === '/v2/' || url.endsWith('/manifests/1')) {
+      const body = url === '/v2/' ? Buffer.from('{}') : manifest;
+      res.writeHead(200, { 'Content-Type': MEDIA_TYPES.ociManifest, 'Content-Length': body.length });
+      res.end(body);
+      return;
+    }
+    const d = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url)?.[1];
+    const b = d ? blobs.get(d) : undefined;
+    if (!b) { res.writeHead(404, { 'Content-Length': 0 }); res.end(); return; }
+    const body = d === bad ? Buffer.concat([b.subarray(0, b.length - 1), Buffer.from([b[b.length - 1] ^ 1])]) : b;
+    res.writeHead(200, { 'Content-Length': body.length });
+    res.end(body);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const root = join(tmp, 'corrupt');
+  try {
+    const ref = parseRemoteReference(`127.0.0.1:${(srv.address() as AddressInfo).port}/x/y:1`);
+    await assert.rejects(new Puller(new ImageService({ root }), ref, { plainHttp: true, concurrency: 1 }).pull(), (err: Error) => err instanceof PierError && err.message.includes(bad));
+  } finally {
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+  const refs = existsSync(join(root, 'images', 'index.json')) ? JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')).manifests : [];
+  assert.deepEqual(refs, [], 'nothing tagged');
+  assert.equal(existsSync(join(root, 'images', 'blobs', 'sha256', bad.slice(7))), false, 'the corrupt blob is not stored');
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { existsSync, readdirSync, utimesSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startRegistry, gcRegistry, type RunningRegistry } from '../../src/registry/index.ts';
@@ -375,11 +375,36 @@ function httpGet(path: string, agent: Agent, headers: Record<string, string> = {
   });
 }
 
-const openFds = () => readdirSync('/proc/self/fd').length;
+/**
+ * What a transfer left behind in this process: open fds on files of the storage (the blob or upload
+ * file), and threads (a transfer thread of the addon that did not end). Sockets are not counted:
+ * fetch keeps its own connections alive.
+ */
+function leftovers(): { files: string[]; threads: number } {
+  const files: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(storage)) files.push(target);
+    } catch { /* closed meanwhile */ }
+  }
+  return { files, threads: readdirSync('/proc/self/task').length };
+}
 
-async function settle(want: number): Promise<number> {
-  for (let i = 0; i < 100 && openFds() > want; i++) await new Promise((r) => setTimeout(r, 20));
-  return openFds();
+/** Wait (up to 5 s) until no storage file is open and the thread count is back to `threads`. */
+async function settle(threads: number): Promise<{ files: string[]; threads: number }> {
+  let now = leftovers();
+  for (let i = 0; i < 250 && (now.files.length > 0 || now.threads > threads); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    now = leftovers();
+  }
+  return now;
+}
+
+async function assertNoLeftovers(base: { threads: number }, what: string): Promise<void> {
+  const now = await settle(base.threads);
+  assert.deepEqual(now.files, [], `no storage file of ${what} is left open`);
+  assert.ok(now.threads <= base.threads, `no thread of ${what} is left running (${now.threads} > ${base.threads})`);
 }
 
 test('large blobs go out by sendfile: whole, ranges, keep-alive reuse, pipelined requests, access log bytes', async () => {
@@ -444,7 +469,7 @@ test('sendfile: a client that drops or stalls mid-body costs nothing lasting', a
   const data = randomBytes(48 << 20); // more than the socket buffers hold
   const d = await pushBlob('drop', data);
   await new Promise((r) => setTimeout(r, 50));
-  const base = openFds();
+  const base = leftovers();
   // drops after the first bytes
   await new Promise<void>((resolve, reject) => {
     const r = httpRequest(`${reg.url}/v2/drop/blobs/${d}`, { agent: false }, (res) => {
@@ -463,7 +488,7 @@ test('sendfile: a client that drops or stalls mid-body costs nothing lasting', a
   });
   await new Promise((r) => setTimeout(r, 300));
   stalled.destroy();
-  assert.equal(await settle(base), base, 'no fd of a dropped transfer is left open');
+  await assertNoLeftovers(base, 'a dropped transfer');
   // and the server serves on
   const again = await fetch(`${reg.url}/v2/drop/blobs/${d}`);
   assert.ok(Buffer.from(await again.arrayBuffer()).equals(data));
@@ -482,5 +507,92 @@ test('sendfile: a client that drops or stalls mid-body costs nothing lasting', a
   inflight.on('data', () => {});
   await other.close();
   await closed;
-  assert.equal(await settle(base), base);
+  await assertNoLeftovers(base, 'a transfer cut by the server closing');
+});
+
+/** A raw HTTP/1.1 request on a fresh connection: status line, headers and body of the answer. */
+function rawRequest(head: string, body: Uint8Array | undefined, opts: { stopAfter?: number } = {}): Promise<{ status: number; headers: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(new URL(reg.url).port), '127.0.0.1', () => {
+      sock.write(head);
+      if (body) sock.write(opts.stopAfter === undefined ? body : body.subarray(0, opts.stopAfter), () => {
+        if (opts.stopAfter !== undefined) setTimeout(() => sock.destroy(), 50);
+      });
+    });
+    const parts: Buffer[] = [];
+    const answer = () => {
+      const all = Buffer.concat(parts).toString('latin1').replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '');
+      const i = all.indexOf('\r\n\r\n');
+      return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(all)?.[1] ?? 0), headers: i < 0 ? all : all.slice(0, i), text: i < 0 ? '' : all.slice(i + 4), whole: i >= 0 && all.length - i - 4 >= Number(/\r\ncontent-length: (\d+)/i.exec(all)?.[1] ?? 0) };
+    };
+    sock.on('data', (c: Buffer) => {
+      parts.push(c);
+      if (answer().whole) { sock.destroy(); resolve(answer()); } // do not wait for a kept-alive connection to close
+    });
+    sock.on('close', () => resolve(answer()));
+    sock.on('error', (err) => { if (opts.stopAfter === undefined) reject(err); });
+  });
+}
+
+/** PIER_REGISTRY_NATIVE_IO=0 runs the same tests through Node's streams (the fallback paths). */
+const NATIVE = process.env.PIER_REGISTRY_NATIVE_IO !== '0';
+
+test('large uploads are read off the connection by the addon: PUT, POST ?digest=, PATCH chunks, mismatch, a dropped body', async () => {
+  assert.equal(typeof fsx().recvToFile, 'function', 'the pierfs addon has recvToFile (run scripts/setup)');
+  const base = leftovers();
+  const data = randomBytes((5 << 20) + 4321);
+  const d = sha(data);
+  // monolithic PUT: the answer closes the connection (Node's parser never saw the body)
+  const loc = (await req('POST', '/v2/up/blobs/uploads/')).headers.get('location')!;
+  const put = await rawRequest(`PUT ${loc}?digest=${d} HTTP/1.1\r\nHost: x\r\nContent-Length: ${data.length}\r\n\r\n`, data);
+  assert.equal(put.status, 201, put.text);
+  if (NATIVE) assert.match(put.headers, /\r\nConnection: close/i, 'the body was read by the addon');
+  assert.ok(Buffer.from(await (await fetch(`${reg.url}/v2/up/blobs/${d}`)).arrayBuffer()).equals(data));
+  // POST ?digest= with the body, through fetch (keep-alive client: it must cope with the close)
+  const other = randomBytes(3 << 20);
+  const single = await req('POST', `/v2/up/blobs/uploads/?digest=${sha(other)}`, { body: other });
+  assert.equal(single.status, 201, single.text);
+  assert.equal((await req('GET', '/v2/')).status, 200, 'the client carries on on a new connection');
+  // chunks: 2 MiB + the rest, the second one cut off by a dropped connection, then resumed
+  const loc2 = (await req('POST', '/v2/up/blobs/uploads/')).headers.get('location')!;
+  const first = await req('PATCH', loc2, { body: data.subarray(0, 2 << 20), headers: { 'Content-Range': `0-${(2 << 20) - 1}` } });
+  assert.equal(first.status, 202, first.text);
+  assert.equal(first.headers.get('range'), `0-${(2 << 20) - 1}`);
+  const rest = data.subarray(2 << 20);
+  await rawRequest(`PATCH ${loc2} HTTP/1.1\r\nHost: x\r\nContent-Range: ${2 << 20}-${data.length - 1}\r\nContent-Length: ${rest.length}\r\n\r\n`, rest, { stopAfter: 1 << 20 });
+  let status = await req('GET', loc2);
+  for (let i = 0; i < 50 && status.headers.get('range') !== `0-${(2 << 20) - 1}`; i++) {
+    await new Promise((r) => setTimeout(r, 20)); // the server may still be cutting the broken chunk off
+    status = await req('GET', loc2);
+  }
+  assert.equal(status.headers.get('range'), `0-${(2 << 20) - 1}`, 'the broken chunk is not acknowledged');
+  const fin = await req('PUT', `${loc2}?digest=${d}`, { body: rest, headers: { 'Content-Range': `${2 << 20}-${data.length - 1}` } });
+  assert.equal(fin.status, 201, fin.text);
+  // a body that does not match its digest stores nothing
+  const loc3 = (await req('POST', '/v2/up/blobs/uploads/')).headers.get('location')!;
+  const wrong = sha(Buffer.concat([data, Buffer.from('x')]));
+  const bad = await req('PUT', `${loc3}?digest=${wrong}`, { body: data });
+  assert.equal(bad.status, 400);
+  assert.equal(errCode(bad), 'DIGEST_INVALID');
+  assert.equal((await req('HEAD', `/v2/up/blobs/${wrong}`)).status, 404);
+  assert.equal((await req('GET', loc3)).status, 404, 'the session is gone');
+  // a Content-Range that disagrees with the body's length
+  const loc4 = (await req('POST', '/v2/up/blobs/uploads/')).headers.get('location')!;
+  const short = await req('PATCH', loc4, { body: data.subarray(0, 2 << 20), headers: { 'Content-Range': `0-${(3 << 20) - 1}` } });
+  assert.equal(short.status, 400);
+  assert.equal((await req('GET', loc4)).headers.get('range'), '0-0');
+  await assertNoLeftovers(base, 'an upload');
+  // the access log counts the bytes the addon read
+  const lines: string[] = [];
+  const logged = await startRegistry({ listen: '127.0.0.1:0', storage, accessLog: (l) => lines.push(l) });
+  try {
+    const r = await fetch(`${logged.url}/v2/up2/blobs/uploads/?digest=${d}`, { method: 'POST', body: new Uint8Array(data) });
+    assert.equal(r.status, 201);
+    await new Promise((r) => setTimeout(r, 50));
+    const line = lines.find((l) => l.includes('POST /v2/up2/blobs/uploads/'))!;
+    const m = await (await fetch(`${logged.url}/metrics`)).text();
+    assert.ok(Number(/pier_registry_received_bytes_total (\d+)/.exec(m)![1]) > data.length, line);
+  } finally {
+    await logged.close();
+  }
 });

@@ -8,7 +8,7 @@ import { PierError, messageOf } from '../../common/errors.ts';
 import { deleteLink } from './bridge.ts';
 import { addList, delList, type CniRuntime } from './cni.ts';
 import { copiedResolvConf, embeddedResolvConf, extraHostLines, hostModeHosts, hostResolvConf, sandboxHosts } from './etc.ts';
-import { createNetns, deleteNetns, loopbackUp, netnsName, netnsPath } from './netns.ts';
+import { createNetns, deleteNetns, netnsName, netnsPath } from './netns.ts';
 import { attachmentList } from './plan.ts';
 import { normalizePorts, type PortTable } from './ports.ts';
 import type { Store } from './store.ts';
@@ -32,13 +32,6 @@ const VETH_WAIT_MS = 500;
 
 function runtime(ctx: SandboxContext, rec: SandboxRecord, a: AttachmentRecord): CniRuntime {
   return { path: ctx.cniPath, containerId: rec.containerId, netns: rec.netnsPath ?? '', ifname: a.ifname, ...(a.runtimeConfig ? { runtimeConfig: a.runtimeConfig } : {}) };
-}
-
-/** Wait for every promise, then throw the first failure: undo must not race steps still running. */
-async function settle(ps: Promise<unknown>[]): Promise<void> {
-  const rs = await Promise.allSettled(ps);
-  const bad = rs.find((r) => r.status === 'rejected');
-  if (bad) throw (bad as PromiseRejectedResult).reason;
 }
 
 export function publicView(s: SandboxRecord): Sandbox {
@@ -124,20 +117,15 @@ export async function setupSandbox(ctx: SandboxContext, req: SandboxRequest): Pr
   try {
     const ns = netnsName(id);
     await deleteNetns(ns);        // a leftover with no record: the name is this container's, nobody else's
-    await createNetns(ns);
-    await settle([
-      loopbackUp(ns),
-      (async () => {
-        // One attachment at a time: CNI allows no parallel operations on one container.
-        for (const a of attachments) {
-          const net = ctx.network(a.networkId);
-          if (!net) throw new PierError(`network "${a.network}" not found`);
-          await ctx.ensureReady(net);
-          a.result = await addList(a.list, runtime(ctx, rec, a));
-          fillFromResult(a, net);
-        }
-      })(),
-    ]);
+    await createNetns(ns);   // with lo up
+    // One attachment at a time: CNI allows no parallel operations on one container.
+    for (const a of attachments) {
+      const net = ctx.network(a.networkId);
+      if (!net) throw new PierError(`network "${a.network}" not found`);
+      await ctx.ensureReady(net);
+      a.result = await addList(a.list, runtime(ctx, rec, a));
+      fillFromResult(a, net);
+    }
     const first = attachments[0];
     rec.hosts = sandboxHosts(rec.hostname, first?.ip, extra);
     const dnsAtt = attachments.find((a) => a.dns);

@@ -8,6 +8,7 @@ import { digestOf } from '../../common/digest.ts';
 import { MEDIA_TYPES } from '../../image/index.ts';
 import { Transport, type Response } from './transport.ts';
 import type { Credentials } from './auth-store.ts';
+import type { FileBody } from './native-io.ts';
 
 export const MANIFEST_ACCEPT = [
   MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerManifestList,
@@ -129,8 +130,8 @@ export class RegistryClient {
     return u.href;
   }
 
-  /** PUT the whole blob to an upload location. */
-  async putBlob(repo: string, location: string, digest: string, size: number, open: () => Readable): Promise<void> {
+  /** PUT the whole blob to an upload location: a stream factory, or a local file (sent by sendfile where it can). */
+  async putBlob(repo: string, location: string, digest: string, size: number, open: (() => Readable) | FileBody): Promise<void> {
     const res = await this.transport.send({ method: 'PUT', url: this.withDigest(location, digest), headers: { 'content-type': 'application/octet-stream' }, body: open, length: size, scopes: this.scope(repo, true) });
     if (res.status !== 201) throw await registryError(res, `upload ${digest}`);
     await res.discard();

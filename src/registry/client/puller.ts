@@ -4,6 +4,7 @@
  * into the ContentStore with their expected digest and size (it verifies), skip blobs already
  * present, then tag `host/repository:tag` locally.
  */
+import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { PierError } from '../../common/errors.ts';
 import { ImageService, manifestKind, parseIndex, parseManifest, type Descriptor, type Platform, type Lease } from '../../image/index.ts';
@@ -11,6 +12,7 @@ import { RegistryClient, type ClientOptions } from './client.ts';
 import { BlobSources } from './blob-sources.ts';
 import { Progress } from './progress.ts';
 import { mapLimit } from './limit.ts';
+import { takeResponseBody } from './native-io.ts';
 import { formatRemoteReference, type RemoteReference } from './reference.ts';
 
 export interface PullOptions extends ClientOptions {
@@ -100,48 +102,25 @@ export class Puller {
     }
   }
 
+  /** Download a blob straight into the content store, which hashes it as it writes and verifies it. */
   private async fetchBlob(b: Descriptor, lease: Lease): Promise<void> {
     const stream = await this.client.getBlob(this.src.repository, b.digest);
+    // a large body on a plain connection is read by the addon, in big Buffers (native-io.ts)
+    const taken = takeResponseBody(stream as IncomingMessage, `blob ${b.digest}`);
     let done = 0;
-    const mode = process.env.PULL_MODE ?? 'orig';
-    if (mode !== 'orig') {
-      const progress = this.progress;
-      const CH = Number(process.env.PULL_CHUNK ?? (1 << 20));
-      const gen = mode === 'gen' ? async function* () {
-        for await (const c of stream as AsyncIterable<Buffer>) { done += c.length; progress.update(b.digest, done); yield c; }
-      } : async function* () {
-        let buf = Buffer.allocUnsafe(CH), n = 0;
-        for await (const c of stream as AsyncIterable<Buffer>) {
-          done += c.length; progress.update(b.digest, done);
-          if (n === 0 && c.length >= CH) { yield c; continue; }
-          let off = 0;
-          while (off < c.length) {
-            const k = Math.min(CH - n, c.length - off);
-            c.copy(buf, n, off, off + k); n += k; off += k;
-            if (n === CH) { yield buf; buf = Buffer.allocUnsafe(CH); n = 0; }
-          }
-        }
-        if (n > 0) yield buf.subarray(0, n);
-      };
-      this.progress.start(b.digest, b.size, 'pulling');
-      try {
-        await this.svc.content.write(gen(), { digest: b.digest, size: b.size }, lease);
-      } catch (err) {
-        stream.destroy();
-        throw err instanceof PierError ? new PierError(`blob ${b.digest}: ${err.message}`) : err;
-      }
-      return;
-    }
-    const counter = new Transform({
-      transform: (c: Buffer, _enc, cb) => { done += c.length; this.progress.update(b.digest, done); cb(null, c); },
-    });
-    stream.on('error', (err) => counter.destroy(err));
+    const progress = (c: Buffer) => { done += c.length; this.progress.update(b.digest, done); };
+    const source = taken
+      ? (async function* () { for await (const c of taken.chunks()) { progress(c); yield c; } })()
+      : stream.pipe(new Transform({ transform: (c: Buffer, _enc, cb) => { progress(c); cb(null, c); } }));
+    if (!taken) stream.on('error', (err) => (source as Transform).destroy(err));
     this.progress.start(b.digest, b.size, 'pulling');
     try {
-      await this.svc.content.write(stream.pipe(counter), { digest: b.digest, size: b.size }, lease);
+      await this.svc.content.write(source, { digest: b.digest, size: b.size }, lease);
     } catch (err) {
       stream.destroy();
       throw err instanceof PierError ? new PierError(`blob ${b.digest}: ${err.message}`) : err;
+    } finally {
+      taken?.close();
     }
   }
 }

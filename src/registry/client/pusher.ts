@@ -105,10 +105,10 @@ export class Pusher {
     this.progress.start(b.digest, b.size, 'pushing');
     if (chunk && b.size > chunk) {
       await this.client.putBlobChunked(repo, location, b.digest, b.size, chunk,
-        (start, end) => createReadStream(path, { start, end }),
+        (start, end) => createReadStream(path, { start, end, highWaterMark: 1 << 20 }),
         { onChunk: (done) => this.progress.update(b.digest, done) });
     } else {
-      await this.client.putBlob(repo, location, b.digest, b.size, () => createReadStream(path, { highWaterMark: Number(process.env.PUSH_HWM ?? 65536) }));
+      await this.client.putBlob(repo, location, b.digest, b.size, { path, start: 0, length: b.size });
     }
     record('pushed', 'pushed');
   }

@@ -9,8 +9,10 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { PierError } from '../../common/errors.ts';
 import type { Credentials } from './auth-store.ts';
+import { isFileBody, sendFileBody, type FileBody } from './native-io.ts';
 
-export type Body = Buffer | (() => Readable);
+/** A request body: bytes, a stream factory (called again when the request is re-sent), or a file range. */
+export type Body = Buffer | (() => Readable) | FileBody;
 
 export interface RequestOptions {
   method: string;
@@ -159,6 +161,7 @@ export class Transport {
       if (auth) headers.authorization = auth;
       const body = opts.body;
       if (Buffer.isBuffer(body)) headers['content-length'] = body.length;
+      else if (isFileBody(body)) headers['content-length'] = body.length;
       else if (body && opts.length !== undefined) headers['content-length'] = opts.length;
       else if (!body && ['POST', 'PUT', 'PATCH'].includes(opts.method)) headers['content-length'] = 0;
       const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: opts.method, headers, agent: url.protocol === this.base.protocol ? this.agent : undefined }, (msg) => {
@@ -180,6 +183,7 @@ export class Transport {
       req.on('error', (err) => reject(new PierError(`${opts.method} ${url.origin}${url.pathname}: ${(err as Error).message}`, { cause: err })));
       if (!body) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
+      else if (isFileBody(body)) sendFileBody(req, body);
       else {
         const s = body();
         s.on('error', (err) => req.destroy(err));

@@ -6,11 +6,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../common/errors.ts';
 import { RegistryError } from './errors.ts';
-import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState } from './store.ts';
+import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState, type UploadBody } from './store.ts';
 import { isValidTag } from '../../image/index.ts';
 import type { Gate } from './gate.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
-import { sendBody } from './sendfile.ts';
+import { sendBody, takeSocketBody } from './native-io.ts';
 
 const ROUTE = /^\/v2\/(.+?)\/(blobs\/uploads\/([^/]*)|blobs\/([^/]+)|manifests\/([^/]+)|tags\/list|referrers\/([^/]+))$/;
 const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
@@ -143,6 +143,15 @@ async function handle(store: RegistryStore, req: IncomingMessage, res: ServerRes
   return tagsList(store, req, res, name, q);
 }
 
+/**
+ * The request's body for an upload: taken off the connection by the addon when it is large and the
+ * storage can take it that way (native-io.ts), else the request stream. Call it right when the body
+ * is consumed.
+ */
+function bodyOf(store: RegistryStore, req: IncomingMessage, res: ServerResponse): UploadBody {
+  return (store.driver.appendFromSocket ? takeSocketBody(req, res) : undefined) ?? req;
+}
+
 function notAllowed(method: string, what: string): RegistryError {
   return new RegistryError('UNSUPPORTED', 405, { message: `${method} is not supported on ${what}` });
 }
@@ -158,15 +167,17 @@ async function blobs(store: RegistryStore, req: IncomingMessage, res: ServerResp
   if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'blobs');
   const linked = await store.blobStat(name, digest);
   if (linked === undefined) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
-  // a GET opens the file before answering: the size is the open file's, and a blob swept meanwhile is
-  // a clean 404 rather than a cut connection
-  const file = method === 'GET' && linked > 0 ? await store.openBlob(digest) : undefined;
-  if (method === 'GET' && linked > 0 && file === undefined && store.driver.open) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
-  const size = file?.size ?? linked;
+  // a GET opens the blob file (when the driver has files) before answering: the size is the open
+  // file's, the body can go by sendfile, and a blob swept meanwhile is a clean 404, not a cut body
+  let file: { fh: FileHandle; size: number } | undefined;
+  if (method === 'GET' && linked > 0 && store.driver.open) {
+    file = await store.openBlob(digest);
+    if (!file) throw new RegistryError('BLOB_UNKNOWN', 404, { detail: { digest } });
+  }
   try {
-    await blobBody(store, req, res, digest, size, file?.fh);
+    await blobBody(store, req, res, digest, file?.size ?? linked, file?.fh);
   } catch (err) {
-    await file?.fh.close().catch(() => {});
+    await file?.fh.close().catch(() => {}); // (once the body is under way, sendBody owns and closes it)
     throw err;
   }
 }
@@ -228,7 +239,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
     if (digestParam !== null) {
       await store.withLock(uuid, async () => {
         const st = await store.getUpload(name, uuid);
-        await store.appendUpload(uuid, st, req, undefined, { save: false });
+        await store.appendUpload(uuid, st, bodyOf(store, req, res), undefined, { save: false });
         const { digest } = checkDigest(digestParam);
         await store.commitUpload(name, uuid, digest);
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
@@ -236,7 +247,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
       return;
     }
     let st = await store.getUpload(name, uuid);
-    if (Number(req.headers['content-length'] ?? '0') > 0) st = await store.appendUpload(uuid, st, req);
+    if (Number(req.headers['content-length'] ?? '0') > 0) st = await store.appendUpload(uuid, st, bodyOf(store, req, res));
     else req.resume();
     send(res, 202, { Location: uploadLocation(name, uuid), Range: rangeHeader(st.offset), 'Docker-Upload-UUID': uuid });
     return;
@@ -260,7 +271,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
       case 'PATCH': {
         const cr = parseContentRange(req.headers['content-range']);
         if (cr && cr.start !== st.offset) throw outOfOrder(st);
-        const next = await store.appendUpload(id, st, req, cr ? cr.end - cr.start + 1 : undefined);
+        const next = await store.appendUpload(id, st, bodyOf(store, req, res), cr ? cr.end - cr.start + 1 : undefined);
         send(res, 202, { ...loc, Range: rangeHeader(next.offset) });
         return;
       }
@@ -269,7 +280,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
         const { digest } = checkDigest(digestParam);
         const cr = parseContentRange(req.headers['content-range']);
         if (cr && cr.start !== st.offset) throw outOfOrder(st);
-        if (Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding']) await store.appendUpload(id, st, req, cr ? cr.end - cr.start + 1 : undefined, { save: false });
+        if (Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding']) await store.appendUpload(id, st, bodyOf(store, req, res), cr ? cr.end - cr.start + 1 : undefined, { save: false });
         else req.resume();
         await store.commitUpload(name, id, digest);
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });

@@ -12,12 +12,18 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** byte counters of a keep-alive connection at the end of its previous request */
 const lastCount = new WeakMap<Socket, { read: number; written: number }>();
-/** bytes written to a connection behind Node's back (sendfile), which `bytesWritten` misses */
+/** bytes moved on a connection behind Node's back (by the addon), which `bytesWritten`/`bytesRead` miss */
 const sentAside = new WeakMap<Socket, number>();
+const receivedAside = new WeakMap<Socket, number>();
 
 /** Count bytes the addon wrote to `sock` directly. */
 export function addSentBytes(sock: Socket, n: number): void {
   if (n > 0) sentAside.set(sock, (sentAside.get(sock) ?? 0) + n);
+}
+
+/** Count bytes the addon read from `sock` directly. */
+export function addReceivedBytes(sock: Socket, n: number): void {
+  if (n > 0) receivedAside.set(sock, (receivedAside.get(sock) ?? 0) + n);
 }
 
 export interface RequestRecord {
@@ -127,7 +133,7 @@ export function watch(req: IncomingMessage, res: ServerResponse, ctx: { user?: s
     if (finished) return;
     finished = true;
     const prev = lastCount.get(sock) ?? { read: 0, written: 0 };
-    const now = { read: sock.bytesRead, written: sock.bytesWritten + (sentAside.get(sock) ?? 0) };
+    const now = { read: sock.bytesRead + (receivedAside.get(sock) ?? 0), written: sock.bytesWritten + (sentAside.get(sock) ?? 0) };
     lastCount.set(sock, now);
     const path = (req.url ?? '/').split('?')[0];
     done({

@@ -5,14 +5,15 @@
  * Crash-safety contract: `putFile` and `moveIn` make content visible by an atomic rename; nothing
  * else creates a file under a final name.
  */
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes, rmdir, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { errnoOf, PierError } from '../../common/errors.ts';
 import { fsx, SYNC_FILE_RANGE_WRITE, type PierFs } from '../../common/fsx.ts';
+import { receiveRest, type SocketBody } from './native-io.ts';
+import type { Sha256 } from './sha256.ts';
 
 /** Read and write buffer for blob streams: big enough that a GB-sized blob is a few thousand syscalls. */
 export const STREAM_CHUNK = 1 << 20;
@@ -52,7 +53,7 @@ const WRITEBACK_EVERY = 8 << 20;
  */
 function writeback(fd: number, start: number): { wrote(n: number): void; settled(): Promise<void> } {
   let sfr: PierFs['syncFileRange'];
-  if (process.env.PIER_EXP_SFR !== '0') {
+  if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
     try { sfr = fsx().syncFileRange; } catch { /* no addon */ }
   }
   let end = start;
@@ -98,6 +99,11 @@ export interface StorageDriver {
   putFile(path: string, data: string | Uint8Array): Promise<void>;
   /** append a stream to a file (created if absent); returns the bytes written */
   append(path: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number>;
+  /**
+   * Optional: append a request body the addon reads straight off the connection (see
+   * native-io.ts), advancing `hash` (an addon sha256 state) as it goes; returns the bytes written.
+   */
+  appendFromSocket?(path: string, body: SocketBody, hash?: Sha256): Promise<number>;
   /** atomically move a file to a final path (creating parents), refreshing its mtime */
   moveIn(from: string, to: string): Promise<void>;
   /** names directly under a directory ([] when absent) */
@@ -166,28 +172,27 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async append(p: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number> {
-    if (process.env.PIER_EXP_APPEND !== 'old') return this.appendBatched(p, body, onChunk);
+  async appendFromSocket(p: string, body: SocketBody, hash?: Sha256): Promise<number> {
+    if (hash && !hash.state) throw new PierError('registry storage: a socket body needs the addon\'s sha256 state');
     const a = this.abs(p);
     await mkdir(dirname(a), { recursive: true });
-    let n = 0;
-    const out = createWriteStream(a, { flags: 'a', highWaterMark: STREAM_CHUNK });
-    await pipeline(body, async function* (src: AsyncIterable<Uint8Array>) {
-      for await (const chunk of src) {
-        n += chunk.length;
-        onChunk?.(chunk);
-        yield chunk;
-      }
-    }, out);
-    return n;
+    const fh = await open(a, 'a');
+    try {
+      let n = 0;
+      for (const b of body.head) { hash?.update(b); n += b.length; }
+      if (body.head.length) await writevAll(fh, body.head);
+      return n + await receiveRest(body, fh.fd, hash?.state ?? null, WRITEBACK_EVERY);
+    } finally {
+      await fh.close();
+    }
   }
 
   /**
    * Chunks go to the file as they come, with no copy: while one write is in flight the next chunks
    * gather, and go out together in one writev when it is done; past APPEND_BACKLOG bytes gathered,
-   * the body waits (backpressure).
+   * the body waits (backpressure). Every WRITEBACK_EVERY bytes, writeback starts (see `writeback`).
    */
-  private async appendBatched(p: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number> {
+  async append(p: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number> {
     const a = this.abs(p);
     await mkdir(dirname(a), { recursive: true });
     const fh = await open(a, 'a');
@@ -196,14 +201,14 @@ export class FilesystemDriver implements StorageDriver {
     let pendingBytes = 0;
     let inflight: Promise<void> | undefined;
     let failure: unknown;
-    const wb = writeback(fh.fd, (await fh.stat()).size);
+    let wb: ReturnType<typeof writeback> | undefined;
     const flush = async (): Promise<void> => {
       try {
-        while (pending.length) {
+        while (pending.length && !failure) {
           const bufs = pending;
           pending = [];
           pendingBytes = 0;
-          wb.wrote(await writevAll(fh, bufs));
+          wb!.wrote(await writevAll(fh, bufs));
         }
       } catch (err) {
         failure ??= err;
@@ -212,30 +217,32 @@ export class FilesystemDriver implements StorageDriver {
       }
     };
     try {
+      wb = writeback(fh.fd, (await fh.stat()).size);
       for await (const chunk of body) {
-        if (failure) break;
         n += chunk.length;
         onChunk?.(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
         if (!inflight) inflight = flush();
         else if (pendingBytes >= APPEND_BACKLOG) await inflight;
+        if (failure) throw failure;
       }
+      while (inflight) await inflight;
+      if (pending.length) await flush();
+      if (failure) throw failure;
+      return n;
     } finally {
       while (inflight) await inflight;
-      if (!failure && pending.length) await flush();
-      await wb.settled();
+      await wb?.settled();
       await fh.close();
     }
-    if (failure) throw failure;
-    return n;
   }
 
   async moveIn(from: string, to: string): Promise<void> {
     const a = this.abs(to);
     await mkdir(dirname(a), { recursive: true });
     const fh = await open(this.abs(from), 'r');
-    const t0 = performance.now(); try { if (process.env.PIER_EXP_NOFSYNC !== "1") await fh.sync(); } finally { await fh.close(); } if (process.env.PIER_EXP_LOG) process.stderr.write(`fsync ${from} ${(performance.now() - t0).toFixed(0)}ms at ${performance.now().toFixed(0)}\n`);
+    try { await fh.sync(); } finally { await fh.close(); }
     const now = new Date();
     await utimes(this.abs(from), now, now);
     await rename(this.abs(from), a);

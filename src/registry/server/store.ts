@@ -11,7 +11,7 @@
  * Repository name components start with [a-z0-9], so `_…` names never collide with a repository.
  * A blob is only ever written to the pool by an atomic rename after its digest was verified.
  */
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDigest, newHash, digestOf, type DigestAlgorithm } from '../../common/digest.ts';
@@ -19,6 +19,8 @@ import { messageOf } from '../../common/errors.ts';
 import { parseIndex, parseManifest, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, isValidTag, type Descriptor } from '../../image/index.ts';
 import { RegistryError } from './errors.ts';
 import type { StorageDriver } from './storage.ts';
+import { isSocketBody, type SocketBody } from './native-io.ts';
+import { newSha256, type Sha256 } from './sha256.ts';
 
 export const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 export const MAX_NAME = 255;
@@ -64,9 +66,12 @@ const MAX_LIVE_HASHES = 4096;
 
 /** The sha256 state of an upload session's first `offset` bytes, kept while this process serves it. */
 interface LiveHash {
-  hash: Hash;
+  hash: Sha256;
   offset: number;
 }
+
+/** A request body: a stream, or one the addon reads off the connection (native-io.ts). */
+export type UploadBody = AsyncIterable<Uint8Array> | SocketBody;
 
 export class RegistryStore {
   readonly driver: StorageDriver;
@@ -144,7 +149,7 @@ export class RegistryStore {
     const state: UploadState = { repo, offset: 0, startedAt: new Date().toISOString() };
     await this.driver.putFile(join('_uploads', id, 'data'), new Uint8Array());
     await this.driver.putFile(join('_uploads', id, 'state.json'), JSON.stringify(state));
-    this.setLive(id, { hash: newHash('sha256'), offset: 0 });
+    this.setLive(id, { hash: newSha256(), offset: 0 });
     return id;
   }
 
@@ -189,12 +194,15 @@ export class RegistryStore {
    * the data is cut back and the live hash stays at the old offset (the chunk went into a copy).
    * `save: false` when a commit follows at once.
    */
-  async appendUpload(id: string, state: UploadState, body: AsyncIterable<Uint8Array>, expect?: number, opts: { save?: boolean } = {}): Promise<UploadState> {
+  async appendUpload(id: string, state: UploadState, body: UploadBody, expect?: number, opts: { save?: boolean } = {}): Promise<UploadState> {
     const cur = this.live.get(id);
     const h = cur && cur.offset === state.offset ? cur.hash.copy() : undefined;
+    const dataKey = join('_uploads', id, 'data');
     let n: number;
     try {
-      n = await this.driver.append(join('_uploads', id, 'data'), body, h ? (b) => h.update(b) : undefined);
+      if (!isSocketBody(body)) n = await this.driver.append(dataKey, body, h ? (b) => h.update(b) : undefined);
+      else if (this.driver.appendFromSocket) n = await this.driver.appendFromSocket(dataKey, body, h?.state ? h : undefined);
+      else throw new RegistryError('UNSUPPORTED', 500, { message: 'this storage driver cannot take a request body off the connection' });
     } catch (err) {
       await this.cutData(id, state.offset);
       throw err;
@@ -207,7 +215,7 @@ export class RegistryStore {
     // a commit that follows at once (PUT with the last chunk) need not record the offset: if it fails
     // or the process dies first, the chunk was never acknowledged and is cut off when next touched
     if (opts.save !== false) await this.saveUpload(id, next);
-    if (h) this.setLive(id, { hash: h, offset: next.offset });
+    if (h && (!isSocketBody(body) || h.state)) this.setLive(id, { hash: h, offset: next.offset });
     else this.live.delete(id);
     return next;
   }
@@ -221,7 +229,7 @@ export class RegistryStore {
     const cur = this.live.get(id);
     this.live.delete(id);
     const onDisk = (await this.driver.stat(dataKey))?.size;
-    if (cur && algorithm === 'sha256' && onDisk === cur.offset) return { actual: `sha256:${cur.hash.digest('hex')}`, size: cur.offset };
+    if (cur && algorithm === 'sha256' && onDisk === cur.offset) return { actual: `sha256:${cur.hash.hex()}`, size: cur.offset };
     const h = newHash(algorithm);
     let size = 0;
     for await (const chunk of this.driver.reader(dataKey) as AsyncIterable<Buffer>) {

@@ -1,0 +1,189 @@
+/**
+ * Blob bodies moved by the pierfs addon on plain-HTTP connections, off the event loop, in threads of
+ * the addon's own:
+ *
+ * - **push** (`sendFileBody`): a request body that is a range of a local file goes out by
+ *   sendfile(2) — no read into user space, no Buffer per chunk. Node still sends the headers and
+ *   parses the answer; it is told the body ended (`end()` with no data) once the thread is done.
+ * - **pull** (`takeResponseBody`): the rest of a large response body is read straight off the socket
+ *   into big Buffers (`recvInto`), instead of Node's 64 KiB read, parse and emit per chunk; the
+ *   content store hashes and writes them as they come. Node's parser then still thinks it is in the
+ *   middle of that body, so the connection is dropped afterwards (the agent opens a new one).
+ *
+ * Otherwise (TLS, no addon, a small or chunked body, Node's state not as expected) the bodies are
+ * streamed through Node as before. `PIER_REGISTRY_NATIVE_IO=0` turns the addon paths off.
+ */
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { finished } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { PierError } from '../../common/errors.ts';
+import { fsx, type PierFs, type TransferHandle } from '../../common/fsx.ts';
+
+export interface FileBody {
+  path: string;
+  start: number;
+  /** bytes from start */
+  length: number;
+}
+
+export function isFileBody(b: unknown): b is FileBody {
+  return typeof b === 'object' && b !== null && !Buffer.isBuffer(b) && typeof (b as FileBody).path === 'string';
+}
+
+/** Request bodies smaller than this are streamed. */
+const SENDFILE_MIN = 256 << 10;
+/** Response bodies from this size on are read by the addon. */
+const RECV_MIN = 1 << 20;
+/** Bytes per Buffer handed to the consumer of a response body read by the addon. */
+const RECV_CHUNK = 4 << 20;
+/** The peer moved nothing for this long: give up. */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+const READ_CHUNK = 1 << 20;
+
+type Native = Required<Pick<PierFs, 'sendfile' | 'recvInto' | 'transferCancel'>>;
+let native: Native | null | undefined;
+
+function nativeIo(): Native | null {
+  if (native === undefined) {
+    native = null;
+    if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
+      try {
+        const f = fsx();
+        if (typeof f.sendfile === 'function' && typeof f.recvInto === 'function' && typeof f.transferCancel === 'function') native = f as Native;
+      } catch { /* no addon: streams */ }
+    }
+  }
+  return native;
+}
+
+interface StreamHandle { fd?: unknown; readStop?: () => number }
+
+/** The libuv handle of a connected plain TCP socket, or undefined. */
+function plainHandle(sock: Socket | null): (StreamHandle & { fd: number }) | undefined {
+  if (!sock || sock instanceof TLSSocket || !(sock instanceof Socket) || sock.destroyed || sock.connecting) return undefined;
+  const h = (sock as unknown as { _handle?: StreamHandle })._handle;
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? (h as StreamHandle & { fd: number }) : undefined;
+}
+
+// ---- request bodies (push) ----
+
+function stream(req: ClientRequest, body: FileBody): void {
+  if (body.length === 0) { req.end(); return; }
+  const s = createReadStream(body.path, { start: body.start, end: body.start + body.length - 1, highWaterMark: READ_CHUNK });
+  s.on('error', (err) => req.destroy(err));
+  s.pipe(req);
+}
+
+/** Send `body` as the request's body and end the request; failures destroy the request. */
+export function sendFileBody(req: ClientRequest, body: FileBody): void {
+  const nat = body.length >= SENDFILE_MIN ? nativeIo() : null;
+  if (!nat) return stream(req, body);
+  const go = (sock: Socket) => {
+    if (sock.connecting) { sock.once('connect', () => go(sock)); return; }
+    if (req.destroyed) return;
+    req.flushHeaders();
+    const h = plainHandle(sock);
+    // the headers must be in the kernel before the body goes out behind Node's back
+    if (!h || sock.writableLength !== 0 || req.socket !== sock) return stream(req, body);
+    void viaSendfile(nat, req, h.fd, body);
+  };
+  if (req.socket) go(req.socket);
+  else req.once('socket', go);
+}
+
+async function viaSendfile(nat: Native, req: ClientRequest, sockFd: number, body: FileBody): Promise<void> {
+  let fh;
+  try {
+    fh = await open(body.path, 'r');
+  } catch (err) {
+    req.destroy(err as Error);
+    return;
+  }
+  try {
+    if (req.destroyed) return;
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      let over = false;
+      const handle = nat.sendfile(sockFd, fh.fd, body.start, body.length, IDLE_TIMEOUT_MS, (e) => { over = true; resolve(e); });
+      // the connection closing under the transfer (the server answered early and closed) stops it
+      finished(req, () => { if (!over) nat.transferCancel(handle); });
+    });
+    if (err) req.destroy(err);
+    else req.end();
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+// ---- response bodies (pull) ----
+
+export interface TakenBody {
+  /** the body, in Buffers of up to RECV_CHUNK bytes (the next is being read while one is consumed) */
+  chunks(): AsyncGenerator<Buffer>;
+  /** stop reading and drop the connection (always call it, also after all chunks) */
+  close(): void;
+}
+
+/**
+ * Take a large response body away from Node: its parser is stopped, the bytes it had read are
+ * handed out first, the rest is read by the addon. Undefined when it cannot or need not be (read
+ * `res` as a stream then). Call it right when the response arrives, before reading from it.
+ */
+export function takeResponseBody(res: IncomingMessage, what: string): TakenBody | undefined {
+  const nat = nativeIo();
+  if (!nat || res.headers['transfer-encoding'] !== undefined || res.complete || res.readableEnded) return undefined;
+  const raw = res.headers['content-length'];
+  const length = raw === undefined ? NaN : Number(raw);
+  if (!Number.isSafeInteger(length) || length < RECV_MIN) return undefined;
+  const sock = res.socket;
+  const h = plainHandle(sock);
+  // unparsed bytes in the socket's own buffer would be lost to us: leave such a response to Node
+  if (!sock || !h || typeof h.readStop !== 'function' || sock.readableLength > 0) return undefined;
+  // Stop Node's reads for good: `_paused` keeps the response's own _read (below) from restarting them.
+  (sock as unknown as { _paused: boolean })._paused = true;
+  h.readStop();
+  const head: Buffer[] = [];
+  let got = 0;
+  for (let c: Buffer | null; (c = res.read() as Buffer | null) !== null;) {
+    head.push(c);
+    got += c.length;
+  }
+  h.readStop();
+  res.on('error', () => { /* the connection is dropped on purpose at the end */ });
+  const fd = h.fd;
+  let pending: { handle: TransferHandle; done: Promise<Buffer> } | undefined;
+  let closed = false;
+  const fill = (n: number) => {
+    const buf = Buffer.allocUnsafeSlow(n);
+    let handle!: TransferHandle;
+    const done = new Promise<Buffer>((resolve, reject) => {
+      handle = nat.recvInto(fd, buf, 0, n, IDLE_TIMEOUT_MS, (err) => {
+        if (!err) resolve(buf);
+        else reject(new PierError(`${what}: ${err.code === 'ECANCELED' ? 'the download was stopped' : `reading the body failed: ${err.message}`}`, { cause: err }));
+      });
+    });
+    done.catch(() => {});
+    return { handle, done };
+  };
+  return {
+    async *chunks() {
+      for (const c of head) yield c;
+      let left = length - got;
+      pending = left > 0 && !closed ? fill(Math.min(RECV_CHUNK, left)) : undefined;
+      while (pending) {
+        const buf = await pending.done;
+        left -= buf.length;
+        // read the next part while this one is hashed and written
+        pending = left > 0 && !closed ? fill(Math.min(RECV_CHUNK, left)) : undefined;
+        yield buf;
+      }
+    },
+    close() {
+      closed = true;
+      if (pending) nat.transferCancel(pending.handle);
+      sock.destroy(); // its parser is mid-body: it cannot carry another request
+    },
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * Blob bodies moved by the pierfs addon, off the event loop, on plain-HTTP connections:
+ *
+ * - **GET**: sendfile(2) — the kernel copies page cache → socket, with no pass through user space
+ *   and no event-loop turn per chunk. Node sends the headers and is told the response ended
+ *   (`res.end()` with no body) only after the addon's thread is done, so nothing else is written on
+ *   the connection meanwhile. Over TLS, or when the headers could not be flushed first, the body
+ *   goes through a read stream instead.
+ * - **PUT / PATCH / POST with a body of at least RECV_MIN bytes**: Node's parser is stopped, the body
+ *   bytes it had already read are taken from the request, and the addon's thread reads the rest
+ *   straight off the socket into the upload file, hashing as it goes (`recvToFile`). Node's parser
+ *   still thinks it is in the middle of that body, so the connection is closed after the answer
+ *   (`Connection: close`); a client opens a new one for its next upload, which on a body this large
+ *   costs nothing measurable.
+ *
+ * Both transfers run in threads of the addon's own (a slow client holds one thread, never libuv's
+ * pool), on dup'ed fds, and are cancelled when the connection closes under them.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FileHandle } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { finished } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { fsx, type PierFs, type TransferHandle } from '../../common/fsx.ts';
+import { addReceivedBytes, addSentBytes } from './observe.ts';
+
+/** Bodies smaller than this are read whole and written in one go: a thread per transfer is not worth it. */
+export const SENDFILE_MIN = 256 << 10;
+/** Request bodies from this size on are read by the addon. */
+export const RECV_MIN = 1 << 20;
+/** A client that moves no byte for this long is dropped. */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+/** Read size when a body is streamed through Node instead. */
+const STREAM_CHUNK = 1 << 20;
+
+type Native = Required<Pick<PierFs, 'sendfile' | 'recvToFile' | 'transferCancel'>>;
+let native: Native | null | undefined;
+
+function nativeIo(): Native | null {
+  if (native === undefined) {
+    native = null;
+    if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
+      try {
+        const f = fsx();
+        if (typeof f.sendfile === 'function' && typeof f.recvToFile === 'function' && typeof f.transferCancel === 'function') native = f as Native;
+      } catch { /* no addon: streams */ }
+    }
+  }
+  return native;
+}
+
+interface StreamHandle { fd?: unknown; readStop?: () => number }
+
+/** The libuv handle of a plain TCP connection with an fd, or undefined (TLS, closed). */
+function plainHandle(sock: Socket | null): (StreamHandle & { fd: number }) | undefined {
+  if (!sock || sock instanceof TLSSocket || !(sock instanceof Socket) || sock.destroyed) return undefined;
+  const h = (sock as unknown as { _handle?: StreamHandle })._handle;
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? (h as StreamHandle & { fd: number }) : undefined;
+}
+
+/** Run a transfer; it is cancelled if `res` closes first (client gone, server closing). */
+function transfer(nat: Native, res: ServerResponse, start: (done: (err: NodeJS.ErrnoException | null, n: number) => void) => TransferHandle): Promise<{ err: NodeJS.ErrnoException | null; n: number }> {
+  return new Promise((resolve) => {
+    let over = false;
+    const handle = start((err, n) => {
+      over = true;
+      resolve({ err, n });
+    });
+    finished(res, () => { if (!over) nat.transferCancel(handle); });
+  });
+}
+
+// ---- GET ----
+
+/**
+ * Send bytes [start, start + length) of the open file as the body of `res`, whose headers are set
+ * (`writeHead`) but not yet sent; ends the response. A queued answer to a pipelined request first
+ * waits for its turn on the connection. Never rejects: a failure mid-body destroys the connection
+ * (the client sees a short body), as a failing stream does. Closes `fh`.
+ */
+export async function sendBody(req: IncomingMessage, res: ServerResponse, fh: FileHandle, start: number, length: number): Promise<void> {
+  try {
+    // the answer to a pipelined request waits for the ones before it to finish
+    if (!res.socket && !res.destroyed) await socketAssigned(req, res);
+    if (res.destroyed || !res.socket || res.socket.destroyed) return; // the client is gone
+    if (length <= SENDFILE_MIN) return await smallBody(res, fh, start, length);
+    const nat = nativeIo();
+    if (nat && plainHandle(res.socket)) {
+      res.flushHeaders();
+      const sock = res.socket;
+      const h = plainHandle(sock);
+      // the headers must be in the kernel before the body goes out behind Node's back
+      if (sock && h && sock.writableLength === 0) {
+        const { err, n } = await transfer(nat, res, (done) => nat.sendfile(h.fd, fh.fd, start, length, IDLE_TIMEOUT_MS, done));
+        addSentBytes(sock, n);
+        if (err) res.destroy(err);
+        else res.end();
+        return;
+      }
+    }
+    await streamBody(res, fh, start, length);
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** Until a queued response gets the connection (or the connection goes away). */
+function socketAssigned(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const conn = req.socket;
+    const done = () => {
+      res.off('socket', done);
+      conn.off('close', done);
+      resolve();
+    };
+    res.once('socket', done);
+    conn.once('close', done);
+    if (conn.destroyed) done();
+  });
+}
+
+/** A small body read whole, then written in one go. */
+async function smallBody(res: ServerResponse, fh: FileHandle, start: number, length: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(length);
+  let off = 0;
+  try {
+    while (off < length) {
+      const { bytesRead } = await fh.read(buf, off, length - off, start + off);
+      if (bytesRead === 0) throw new Error('the blob file ended early');
+      off += bytesRead;
+    }
+  } catch {
+    res.destroy();
+    return;
+  }
+  res.end(buf);
+}
+
+/** The body through a read stream (TLS, no addon). */
+function streamBody(res: ServerResponse, fh: FileHandle, start: number, length: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const src = fh.createReadStream({ start, end: start + length - 1, highWaterMark: STREAM_CHUNK, autoClose: false });
+    src.on('error', () => res.destroy());
+    finished(res, () => { src.destroy(); resolve(); });
+    src.pipe(res);
+  });
+}
+
+// ---- PUT / PATCH / POST ----
+
+/** A request body taken from Node: the bytes its parser had read, and the rest still on the wire. */
+export interface SocketBody {
+  readonly kind: 'socket-body';
+  readonly head: Buffer[];
+  /** bytes still to read off the connection */
+  readonly rest: number;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+}
+
+export function isSocketBody(b: unknown): b is SocketBody {
+  return typeof b === 'object' && b !== null && (b as { kind?: unknown }).kind === 'socket-body';
+}
+
+/**
+ * Take the rest of the request's body away from Node, when it is large (Content-Length at least
+ * RECV_MIN, not chunked), still being read, on a plain connection, and the addon can read it;
+ * otherwise undefined (read `req` as a stream). Call it right before the body is consumed.
+ */
+export function takeSocketBody(req: IncomingMessage, res: ServerResponse): SocketBody | undefined {
+  const nat = nativeIo();
+  if (!nat || req.headers['transfer-encoding'] !== undefined || req.complete || req.readableEnded) return undefined;
+  const raw = req.headers['content-length'];
+  const length = raw === undefined ? NaN : Number(raw);
+  if (!Number.isSafeInteger(length) || length < RECV_MIN) return undefined;
+  const sock = req.socket;
+  const h = plainHandle(sock);
+  // (the parser reads the socket natively; raw bytes in the socket's own buffer would mean it does not)
+  if (!h || typeof h.readStop !== 'function' || sock.readableLength > 0) return undefined;
+  // Stop Node's reads for good: `_paused` keeps the request's own _read (below) from restarting them.
+  (sock as unknown as { _paused: boolean })._paused = true;
+  h.readStop();
+  const head: Buffer[] = [];
+  let got = 0;
+  for (let c: Buffer | null; (c = req.read() as Buffer | null) !== null;) {
+    head.push(c);
+    got += c.length;
+  }
+  h.readStop();
+  res.shouldKeepAlive = false; // the parser is mid-body: this connection carries nothing more
+  return { kind: 'socket-body', head, rest: Math.max(0, length - got), req, res };
+}
+
+/**
+ * Read the rest of the body off the connection into `fileFd` (open for appending), advancing `sha256`
+ * (an addon state) on the way, starting writeback every `writebackEvery` bytes. Resolves with the
+ * bytes read; rejects when the connection fails or closes first (with the bytes read so far lost
+ * to the caller, who cuts the file back).
+ */
+export async function receiveRest(body: SocketBody, fileFd: number, sha256: Buffer | null, writebackEvery: number): Promise<number> {
+  const nat = nativeIo();
+  const h = plainHandle(body.req.socket);
+  if (!nat || !h) throw Object.assign(new Error('the connection closed before the request body was read'), { code: 'ECONNRESET' });
+  if (body.rest === 0) return 0;
+  const { err, n } = await transfer(nat, body.res, (done) => nat.recvToFile(h.fd, fileFd, body.rest, sha256, writebackEvery, IDLE_TIMEOUT_MS, done));
+  addReceivedBytes(body.req.socket, n);
+  if (err) throw err;
+  return n;
+}
