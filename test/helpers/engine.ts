@@ -42,11 +42,11 @@ export function testEngine(opts: { bridge?: string; subnet?: string } = {}): Tes
     PIER_BRIDGE_SUBNET: opts.subnet ?? `10.84.${n}.0/24`,
   };
   const pier = (args: string[], o: { input?: string; timeout?: number } = {}) => {
-    const r = spawnSync(PIER, args, { env, encoding: 'utf8', input: o.input ?? '', timeout: o.timeout ?? 60_000 });
+    const r = spawnSync(PIER, args, { env, encoding: 'utf8', input: o.input ?? '', timeout: o.timeout ?? 60_000, killSignal: 'SIGKILL' });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const pierAsync = (args: string[], o: { input?: string; timeout?: number } = {}) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const c = spawn(PIER, args, { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: o.timeout ?? 60_000 });
+    const c = spawn(PIER, args, { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: o.timeout ?? 60_000, killSignal: 'SIGKILL' });
     let stdout = '', stderr = '';
     c.stdout.on('data', (d: Buffer) => { stdout += d; });
     c.stderr.on('data', (d: Buffer) => { stderr += d; });

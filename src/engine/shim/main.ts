@@ -358,9 +358,11 @@ class Shim {
       const runner = this.runner;
       this.initPid = await runner.create({ stdin: stdin?.container, stdout: fifos[0].container, stderr: fifos[1].container });
       void runner.exited.then(async (e) => {
-        if (!this.watchExit) return;
-        // a start in progress commits the held output first
+        // A start in progress settles first: it commits the held output and decides whether this
+        // exit is news (a container as quick as `true` can be gone before start's continuation runs;
+        // checking first lost that exit for good).
         await this.starting?.catch(() => undefined);
+        if (!this.watchExit) return;
         await this.exited(e.exitCode, e.error);
       });
       if (cfg.deferStart) {
@@ -552,8 +554,9 @@ class ShimHost {
       const r = await shim.run(req.config as ShimConfig);
       reply({ ok: true, ...r });
     } catch (err) {
-      reply({ error: messageOf(err) });
+      // Clean up first: when the caller hears of the failure, nothing of the container remains.
       shim.quit(1);
+      reply({ error: messageOf(err) });
     }
   }
 
