@@ -152,3 +152,14 @@ export function short(id: string): string {
 }
 
 export const q = encodeURIComponent;
+
+/** KEY=VALUE flags (--label, --log-opt) as a record; `what` names them in the error. */
+export function keyValues(values: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new PierError(`invalid ${what} ${JSON.stringify(v)}: use KEY=VALUE`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import { PierError } from '../../common/errors.ts';
 import { writeStdout } from '../../common/log.ts';
 import { parseRestartPolicy, type CreateRequest } from '../../engine/index.ts';
 import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
-import { client, command, envArgs, parse, parsePort, parseSize, readEnvFile } from './common.ts';
+import { client, command, envArgs, keyValues, parse, parsePort, parseSize, readEnvFile } from './common.ts';
 
 export const CREATE_FLAGS: FlagSpec[] = [
   { name: 'interactive', short: 'i' },
@@ -63,15 +63,6 @@ export const CREATE_USAGE_FLAGS = `flags:
   --stop-signal SIG        --stop-timeout SECONDS
 `;
 
-function keyValues(values: string[], what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new PierError(`invalid ${what} ${JSON.stringify(v)}: use KEY=VALUE`);
-    out[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return out;
-}
 
 function positive(s: string | undefined, what: string, integer: boolean): number | undefined {
   if (s === undefined) return undefined;

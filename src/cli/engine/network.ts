@@ -3,7 +3,7 @@ import { PierError } from '../../common/errors.ts';
 import { writeStdout } from '../../common/log.ts';
 import { bool, list, str } from '../args.ts';
 import { table } from '../table.ts';
-import { checkFormat, client, command, parse, printJson, q, short } from './common.ts';
+import { checkFormat, client, command, keyValues, parse, printJson, q, short } from './common.ts';
 
 const USAGE = `usage: pier network COMMAND
 
@@ -28,7 +28,7 @@ export function networkMain(argv: string[]): Promise<number> {
         if (p.rest.length !== 1) throw new PierError('give one network name');
         const driver = str(p, 'driver');
         if (driver && driver !== 'bridge') throw new PierError(`unsupported network driver ${JSON.stringify(driver)}: pier has bridge`);
-        const labels = Object.fromEntries(list(p, 'label').map((l) => { const i = l.indexOf('='); if (i <= 0) throw new PierError(`invalid label ${JSON.stringify(l)}`); return [l.slice(0, i), l.slice(i + 1)]; }));
+        const labels = keyValues(list(p, 'label'), 'label');
         const n = await c.json<Net>('POST', '/networks', { name: p.rest[0], subnet: str(p, 'subnet'), gateway: str(p, 'gateway'), internal: bool(p, 'internal'), labels });
         writeStdout(`${n.id}\n`);
         return 0;

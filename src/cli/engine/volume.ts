@@ -4,7 +4,7 @@ import { writeStdout } from '../../common/log.ts';
 import type { VolumeInfo } from '../../engine/index.ts';
 import { bool, list, str } from '../args.ts';
 import { table } from '../table.ts';
-import { checkFormat, client, command, parse, printJson, q } from './common.ts';
+import { checkFormat, client, command, keyValues, parse, printJson, q } from './common.ts';
 
 const USAGE = `usage: pier volume COMMAND
 
@@ -27,7 +27,7 @@ export function volumeMain(argv: string[]): Promise<number> {
         if (p.rest.length > 1) throw new PierError('give at most one volume name');
         const driver = str(p, 'driver');
         if (driver && driver !== 'local') throw new PierError(`unsupported volume driver ${JSON.stringify(driver)}: pier has local`);
-        const labels = Object.fromEntries(list(p, 'label').map((l) => { const i = l.indexOf('='); if (i <= 0) throw new PierError(`invalid label ${JSON.stringify(l)}`); return [l.slice(0, i), l.slice(i + 1)]; }));
+        const labels = keyValues(list(p, 'label'), 'label');
         const v = await c.json<VolumeInfo>('POST', '/volumes', { ...(p.rest[0] ? { name: p.rest[0] } : {}), labels });
         writeStdout(`${v.name}\n`);
         return 0;

@@ -314,7 +314,7 @@ export class Engine extends EventEmitter {
       };
       const t2 = stamp();
       const { shimPid, initPid } = await this.pool.start(cfg);
-      if (TRACE) this.log.info(`trace ${id.slice(0, 12)} spec ${(t() - t2()).toFixed(1)} ms, shim start ${t2().toFixed(1)} ms`);
+      if (TRACE) this.log.info(`trace ${id.slice(0, 12)} shim start ${t2().toFixed(1)} ms (setup to running ${t().toFixed(1)} ms)`);
       rec.state = { ...rec.state, status: 'running', pid: initPid, shimPid, startedAt: new Date().toISOString(), error: undefined, oomKilled: false, exitCode: undefined, finishedAt: undefined };
       rec.network.ips = Object.fromEntries(sandbox.attachments.map((a) => [a.network, a.ip]));
       // What was published: a host port of 0 is one the network layer picked.

@@ -18,9 +18,9 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { finished } from 'node:stream';
-import { TLSSocket } from 'node:tls';
 import { PierError } from '../../common/errors.ts';
-import { fsx, type PierFs, type TransferHandle } from '../../common/fsx.ts';
+import type { TransferHandle } from '../../common/fsx.ts';
+import { nativeIo, plainHandle, type NativeTransfer } from '../native.ts';
 
 export interface FileBody {
   path: string;
@@ -43,30 +43,6 @@ const RECV_CHUNK = 4 << 20;
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 const READ_CHUNK = 1 << 20;
 
-type Native = Required<Pick<PierFs, 'sendfile' | 'recvInto' | 'transferCancel'>>;
-let native: Native | null | undefined;
-
-function nativeIo(): Native | null {
-  if (native === undefined) {
-    native = null;
-    if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
-      try {
-        const f = fsx();
-        if (typeof f.sendfile === 'function' && typeof f.recvInto === 'function' && typeof f.transferCancel === 'function') native = f as Native;
-      } catch { /* no addon: streams */ }
-    }
-  }
-  return native;
-}
-
-interface StreamHandle { fd?: unknown; readStop?: () => number }
-
-/** The libuv handle of a connected plain TCP socket, or undefined. */
-function plainHandle(sock: Socket | null): (StreamHandle & { fd: number }) | undefined {
-  if (!sock || sock instanceof TLSSocket || !(sock instanceof Socket) || sock.destroyed || sock.connecting) return undefined;
-  const h = (sock as unknown as { _handle?: StreamHandle })._handle;
-  return h && typeof h.fd === 'number' && h.fd >= 0 ? (h as StreamHandle & { fd: number }) : undefined;
-}
 
 // ---- request bodies (push) ----
 
@@ -94,7 +70,7 @@ export function sendFileBody(req: ClientRequest, body: FileBody): void {
   else req.once('socket', go);
 }
 
-async function viaSendfile(nat: Native, req: ClientRequest, sockFd: number, body: FileBody): Promise<void> {
+async function viaSendfile(nat: NativeTransfer, req: ClientRequest, sockFd: number, body: FileBody): Promise<void> {
   let fh;
   try {
     fh = await open(body.path, 'r');

@@ -20,8 +20,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { finished } from 'node:stream';
-import { TLSSocket } from 'node:tls';
-import { fsx, type PierFs, type TransferHandle } from '../../common/fsx.ts';
+import type { TransferHandle } from '../../common/fsx.ts';
+import { nativeIo, plainHandle, type NativeTransfer } from '../native.ts';
 import { addReceivedBytes, addSentBytes } from './observe.ts';
 
 /** Bodies smaller than this are read whole and written in one go: a thread per transfer is not worth it. */
@@ -33,33 +33,9 @@ const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** Read size when a body is streamed through Node instead. */
 const STREAM_CHUNK = 1 << 20;
 
-type Native = Required<Pick<PierFs, 'sendfile' | 'recvToFile' | 'transferCancel'>>;
-let native: Native | null | undefined;
-
-function nativeIo(): Native | null {
-  if (native === undefined) {
-    native = null;
-    if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
-      try {
-        const f = fsx();
-        if (typeof f.sendfile === 'function' && typeof f.recvToFile === 'function' && typeof f.transferCancel === 'function') native = f as Native;
-      } catch { /* no addon: streams */ }
-    }
-  }
-  return native;
-}
-
-interface StreamHandle { fd?: unknown; readStop?: () => number }
-
-/** The libuv handle of a plain TCP connection with an fd, or undefined (TLS, closed). */
-function plainHandle(sock: Socket | null): (StreamHandle & { fd: number }) | undefined {
-  if (!sock || sock instanceof TLSSocket || !(sock instanceof Socket) || sock.destroyed) return undefined;
-  const h = (sock as unknown as { _handle?: StreamHandle })._handle;
-  return h && typeof h.fd === 'number' && h.fd >= 0 ? (h as StreamHandle & { fd: number }) : undefined;
-}
 
 /** Run a transfer; it is cancelled if `res` closes first (client gone, server closing). */
-function transfer(nat: Native, res: ServerResponse, start: (done: (err: NodeJS.ErrnoException | null, n: number) => void) => TransferHandle): Promise<{ err: NodeJS.ErrnoException | null; n: number }> {
+function transfer(nat: NativeTransfer, res: ServerResponse, start: (done: (err: NodeJS.ErrnoException | null, n: number) => void) => TransferHandle): Promise<{ err: NodeJS.ErrnoException | null; n: number }> {
   return new Promise((resolve) => {
     let over = false;
     const handle = start((err, n) => {
