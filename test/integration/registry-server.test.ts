@@ -276,7 +276,79 @@ test('referrers: OCI-Subject on PUT, list with and without artifactType filter',
   assert.deepEqual(merged.json().manifests.map((m: { digest: string }) => m.digest), [legacyDigest]);
   // deleting a referrer removes it from the list
   assert.equal((await req('DELETE', `/v2/refs/manifests/${sig}`)).status, 202);
-  assert.deepEqual((await req('GET', `/v2/refs/referrers/${img.digest}`)).json().manifests.map((m: { digest: string }) => m.digest), [sbom, legacyDigest]);
+  assert.deepEqual((await req('GET', `/v2/refs/referrers/${img.digest}`)).json().manifests.map((m: { digest: string }) => m.digest), [sbom, legacyDigest].sort());
+});
+
+test('referrers: a list larger than one page is split, joined by Link', async () => {
+  const small = await startRegistry({ listen: '127.0.0.1:0', storage: join(work, 'paged'), referrersPageBytes: 700 });
+  try {
+    const get = async (path: string) => {
+      const r = await fetch(small.url + path);
+      return { link: r.headers.get('link'), body: await r.json() as { manifests: { digest: string; artifactType?: string }[] } };
+    };
+    const push = async (data: string) => {
+      const d = sha(data);
+      assert.equal((await fetch(`${small.url}/v2/paged/blobs/uploads/?digest=${d}`, { method: 'POST', body: data })).status, 201);
+      return d;
+    };
+    const put = async (ref: string, body: string) => {
+      const r = await fetch(`${small.url}/v2/paged/manifests/${ref}`, { method: 'PUT', body, headers: { 'Content-Type': OCI_MANIFEST } });
+      assert.equal(r.status, 201, await r.text());
+    };
+    const cfg = await push('{}');
+    const subjectBody = manifest({ digest: cfg, size: 2 }, []);
+    await put('subject', subjectBody);
+    const subject = { mediaType: OCI_MANIFEST, digest: sha(subjectBody), size: Buffer.byteLength(subjectBody) };
+    const made: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const body = manifest({ digest: cfg, size: 2 }, [], { artifactType: `application/vnd.example.${i % 2 ? 'odd' : 'even'}`, subject, annotations: { i: String(i) } });
+      await put(sha(body), body);
+      made.push(sha(body));
+    }
+    const walk = async (first: string) => {
+      const seen: string[] = [];
+      let path: string | null = first;
+      let pages = 0;
+      while (path) {
+        const page = await get(path);
+        pages++;
+        seen.push(...page.body.manifests.map((m) => m.digest));
+        path = page.link ? /^<([^>]+)>; rel="next"$/.exec(page.link)![1] : null;
+      }
+      return { seen, pages };
+    };
+    const all = await walk(`/v2/paged/referrers/${subject.digest}`);
+    assert.ok(all.pages > 1, `expected several pages, got ${all.pages}`);
+    assert.deepEqual(all.seen, [...made].sort(), 'every referrer exactly once, in digest order');
+    const even = await walk(`/v2/paged/referrers/${subject.digest}?artifactType=application/vnd.example.even`);
+    assert.equal(even.seen.length, 4, 'the filter is carried into the next-page links');
+  } finally {
+    await small.close();
+  }
+});
+
+test('non-distributable layers need not be pushed; tags pushed as ?tag= with a manifest by digest', async () => {
+  const cfg = await pushBlob('foreign', '{}');
+  const foreign = JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: EMPTY, digest: cfg, size: 2 },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha('elsewhere'), size: 9, urls: ['https://example.com/layer'] }],
+  });
+  const ok = await req('PUT', '/v2/foreign/manifests/win', { body: foreign, headers: { 'Content-Type': OCI_MANIFEST } });
+  assert.equal(ok.status, 201, ok.text);
+  // an ordinary layer that is missing is still refused
+  const missing = foreign.replace('nondistributable.v1.tar+gzip', 'v1.tar+gzip');
+  assert.equal(errCode(await req('PUT', '/v2/foreign/manifests/broken', { body: missing, headers: { 'Content-Type': OCI_MANIFEST } })), 'MANIFEST_BLOB_UNKNOWN');
+
+  const body = manifest({ digest: cfg, size: 2 }, []);
+  const r = await req('PUT', `/v2/foreign/manifests/${sha(body)}?tag=1.2.3&tag=1.2&tag=latest`, { body, headers: { 'Content-Type': OCI_MANIFEST } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.headers.get('oci-tag'), '1.2.3, 1.2, latest');
+  for (const t of ['1.2.3', '1.2', 'latest']) assert.equal((await req('GET', `/v2/foreign/manifests/${t}`)).text, body);
+  const bad = await req('PUT', `/v2/foreign/manifests/${sha(body)}?tag=ok&tag=-bad`, { body, headers: { 'Content-Type': OCI_MANIFEST } });
+  assert.equal(errCode(bad), 'MANIFEST_INVALID');
+  const byTag = await req('PUT', '/v2/foreign/manifests/v9?tag=also', { body, headers: { 'Content-Type': OCI_MANIFEST } });
+  assert.equal(byTag.status, 400);
+  assert.deepEqual((await req('GET', '/v2/foreign/tags/list')).json().tags, ['1.2', '1.2.3', 'latest', 'win'], 'the refused PUTs tagged nothing');
 });
 
 test('deletes: a tag, a manifest by digest (all its tags), a blob', async () => {

@@ -7,6 +7,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../common/errors.ts';
 import { RegistryError } from './errors.ts';
 import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState, type UploadBody } from './store.ts';
+
+/** Tags one manifest PUT may carry as `?tag=` (the spec asks for at least 10). */
+const MAX_TAG_PARAMS = 100;
 import { isValidTag } from '../../image/index.ts';
 import type { Gate } from './gate.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
@@ -138,7 +141,7 @@ async function handle(store: RegistryStore, req: IncomingMessage, res: ServerRes
   const q = url.searchParams;
   if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q);
   if (m[4] !== undefined) return blobs(store, req, res, name, m[4]);
-  if (m[5] !== undefined) return manifests(store, req, res, name, m[5]);
+  if (m[5] !== undefined) return manifests(store, req, res, name, m[5], q);
   if (m[6] !== undefined) return referrers(store, req, res, name, m[6], q);
   return tagsList(store, req, res, name, q);
 }
@@ -292,15 +295,20 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
   });
 }
 
-async function manifests(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, ref: string): Promise<void> {
+async function manifests(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, ref: string, q: URLSearchParams): Promise<void> {
   const method = req.method ?? 'GET';
   if (ref.includes(':')) checkDigest(ref);
   else if (!isValidTag(ref)) throw new RegistryError('MANIFEST_INVALID', 400, { message: `invalid reference ${JSON.stringify(ref)}: not a tag or a digest`, detail: { reference: ref } });
   if (method === 'PUT') {
+    // tags pushed with a manifest by digest (`?tag=a&tag=b`, distribution-spec 1.1+dev)
+    const tagParams = q.getAll('tag');
+    if (tagParams.length > 0 && !ref.includes(':')) throw new RegistryError('MANIFEST_INVALID', 400, { message: `tag parameters need a manifest pushed by digest, not by tag ${JSON.stringify(ref)}` });
+    if (tagParams.length > MAX_TAG_PARAMS) throw new RegistryError('UNSUPPORTED', 414, { message: `${tagParams.length} tag parameters; at most ${MAX_TAG_PARAMS} per request` });
     const body = await readBody(req, MAX_MANIFEST);
-    const { digest, subject } = await store.putManifest(name, ref, req.headers['content-type'] ?? '', body);
+    const { digest, subject, tags } = await store.putManifest(name, ref, req.headers['content-type'] ?? '', body, tagParams);
     const h: Record<string, string> = { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
     if (subject) h['OCI-Subject'] = subject;
+    if (tagParams.length > 0) h['OCI-Tag'] = tags.join(', ');
     send(res, 201, h);
     return;
   }
@@ -345,13 +353,31 @@ async function referrers(store: RegistryStore, req: IncomingMessage, res: Server
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'referrers');
   const { digest } = checkDigest(ref);
-  let list = await store.referrers(name, digest);
+  // digest order, so the `last` cursor of a next page is stable while referrers come and go
+  let list = (await store.referrers(name, digest)).sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   const h: Record<string, string> = { 'Content-Type': INDEX_TYPE };
   const filter = q.get('artifactType');
   if (filter !== null) {
     list = list.filter((d) => d.artifactType === filter);
     h['OCI-Filters-Applied'] = 'artifactType';
   }
-  const body = JSON.stringify({ schemaVersion: 2, mediaType: INDEX_TYPE, manifests: list });
+  const last = q.get('last');
+  if (last !== null) list = list.filter((d) => d.digest > last);
+  // the spec asks for a `Link` to the next page when the list does not fit in one manifest
+  const head = JSON.stringify({ schemaVersion: 2, mediaType: INDEX_TYPE, manifests: [] });
+  let bytes = Buffer.byteLength(head);
+  const page: string[] = [];
+  for (const d of list) {
+    const one = JSON.stringify(d);
+    if (page.length > 0 && bytes + Buffer.byteLength(one) + 1 > store.referrersPageBytes) {
+      const next = new URLSearchParams(filter !== null ? { artifactType: filter } : {});
+      next.set('last', list[page.length - 1].digest);
+      h.Link = `</v2/${name}/referrers/${digest}?${next}>; rel="next"`;
+      break;
+    }
+    page.push(one);
+    bytes += Buffer.byteLength(one) + 1;
+  }
+  const body = `${head.slice(0, -3)}[${page.join(',')}]}`;
   send(res, 200, { ...h, 'Content-Length': Buffer.byteLength(body) }, method === 'HEAD' ? undefined : body);
 }

@@ -40,6 +40,8 @@ export interface RegistryOptions {
   accessLog?: string | ((line: string) => void) | false;
   /** also serve `/metrics` (to anyone) on this `HOST:PORT` */
   metricsListen?: string;
+  /** split referrers responses larger than this many bytes into pages (default: 4 MiB) */
+  referrersPageBytes?: number;
 }
 
 export interface RunningRegistry {
@@ -96,7 +98,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
   if (opts.metricsListen) parseListen(opts.metricsListen);
   if (!opts.driver && opts.storage) mkdirp(opts.storage);
   const driver = driverOf(opts);
-  const store = new RegistryStore(driver);
+  const store = new RegistryStore(driver, { referrersPageBytes: opts.referrersPageBytes });
   const gate = Gate.create(opts.auth);
   const metrics = new Metrics();
   const accessLog = opts.accessLog ? new AccessLog(opts.accessLog) : undefined;

@@ -59,6 +59,10 @@ const blobKey = (digest: string) => { const { algorithm, hex } = parseDigest(dig
 const repoKey = (name: string, ...rest: string[]) => join('repositories', name, ...rest);
 const linkPath = (digest: string) => { const { algorithm, hex } = parseDigest(digest); return join(algorithm, hex); };
 
+/** OCI's non-distributable layer types and Docker's foreign layer: their bytes are fetched from `urls`. */
+const isForeignLayer = (mediaType: string) =>
+  mediaType.startsWith('application/vnd.oci.image.layer.nondistributable.') || mediaType === 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Live sha256 states kept at once; the oldest are dropped (their sessions re-hash at commit). */
@@ -83,8 +87,12 @@ export class RegistryStore {
    */
   private live = new Map<string, LiveHash>();
 
-  constructor(driver: StorageDriver) {
+  /** A referrers response larger than this is split into pages joined by `Link` (default: the manifest limit). */
+  readonly referrersPageBytes: number;
+
+  constructor(driver: StorageDriver, opts: { referrersPageBytes?: number } = {}) {
     this.driver = driver;
+    this.referrersPageBytes = opts.referrersPageBytes ?? MAX_MANIFEST;
   }
 
   /** Run fn with the upload session (or other key) locked against concurrent requests. */
@@ -291,11 +299,14 @@ export class RegistryStore {
    * Validate and store a manifest exactly as received. Returns its digest and the subject digest
    * when it has one (for `OCI-Subject`).
    */
-  async putManifest(name: string, ref: string, contentType: string, body: Buffer): Promise<{ digest: string; subject?: string }> {
+  async putManifest(name: string, ref: string, contentType: string, body: Buffer, extraTags: string[] = []): Promise<{ digest: string; subject?: string; tags: string[] }> {
     const isDigestRef = ref.includes(':');
     let algorithm: DigestAlgorithm = 'sha256';
     if (isDigestRef) algorithm = checkDigest(ref).algorithm;
-    else if (!isValidTag(ref)) throw new RegistryError('MANIFEST_INVALID', 400, { message: `invalid tag ${JSON.stringify(ref)}`, detail: { tag: ref } });
+    const tags = isDigestRef ? [...new Set(extraTags)] : [ref];
+    for (const t of tags) {
+      if (!isValidTag(t)) throw new RegistryError('MANIFEST_INVALID', 400, { message: `invalid tag ${JSON.stringify(t)}`, detail: { tag: t } });
+    }
     const digest = digestOf(body, algorithm);
     if (isDigestRef && digest !== ref) {
       throw new RegistryError('DIGEST_INVALID', 400, { message: `manifest digest ${digest} does not match ${ref}`, detail: { digest: ref } });
@@ -330,9 +341,11 @@ export class RegistryStore {
       if (err instanceof RegistryError) throw err;
       throw new RegistryError('MANIFEST_INVALID', 400, { message: messageOf(err) });
     }
+    const isIndex = INDEX_MEDIA_TYPES.includes(mt);
     for (const d of refs) {
-      const isManifest = INDEX_MEDIA_TYPES.includes(mt);
-      const ok = isManifest ? await this.resolveManifest(name, d.digest) : await this.blobStat(name, d.digest) !== undefined ? true : undefined;
+      // non-distributable (foreign) layers live elsewhere, named by `urls`: nothing to find here
+      if (!isIndex && isForeignLayer(d.mediaType)) continue;
+      const ok = isIndex ? await this.resolveManifest(name, d.digest) : await this.blobStat(name, d.digest) !== undefined ? true : undefined;
       if (!ok && !(d.data !== undefined)) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 400, { message: `manifest references ${d.digest}, which is not in repository ${name}`, detail: { digest: d.digest } });
       }
@@ -347,8 +360,8 @@ export class RegistryStore {
       const m = parseDigest(digest);
       await this.driver.putFile(repoKey(name, '_referrers', s.algorithm, s.hex, `${m.algorithm}-${m.hex}`), JSON.stringify(desc));
     }
-    if (!isDigestRef) await this.driver.putFile(repoKey(name, '_manifests', 'tags', ref), digest);
-    return { digest, subject: subject?.digest };
+    for (const t of tags) await this.driver.putFile(repoKey(name, '_manifests', 'tags', t), digest);
+    return { digest, subject: subject?.digest, tags };
   }
 
   /** Delete by tag (the tag only) or by digest (the revision, every tag naming it, its referrer entry). */
