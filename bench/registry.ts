@@ -7,6 +7,9 @@
  *   - big image: 8 layers of 128 MiB random (incompressible) bytes plus a config, in a temp PIER_ROOT;
  *     push = `Pusher` (HEAD, POST, one PUT per blob, 4 blobs at once), pull = `Puller` into an empty
  *     PIER_ROOT (the content store verifies every blob)
+ *     and the server's CPU time during it (from /proc/<pid>/stat); then the layers again to curl into
+ *     /dev/null (4 at a time), which shows the server's own pace — the image pull is bound by the
+ *     client's sha256 and disk writes, the same for both servers
  *   - 50 clients: 50 `RegistryClient`s at once, each 5 rounds of: push a 32 KiB layer and a config
  *     (HEAD, POST, PUT each), PUT a manifest, GET it back and GET both blobs (verified) = 10 requests
  * Every phase starts with a `sync` (untimed), so none pays for an earlier one's writeback (see
@@ -19,7 +22,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -41,7 +44,13 @@ const TMP = mkdtempSync(join('/var/tmp', 'pier-bench-registry-'));
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-interface Server { name: string; host: string; stop(): Promise<void> }
+interface Server { name: string; host: string; pid: number; stop(): Promise<void> }
+
+/** CPU time (user + system, all threads) a process has used so far, in ms. */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // utime, stime in clock ticks (100 Hz)
+}
 
 async function startPier(dir: string): Promise<Server> {
   const proc: ChildProcess = spawn(join(TOP, 'bin', 'pier'), ['registry', 'serve', '--listen', '127.0.0.1:0', '--storage', join(dir, 'data'), '--access-log', 'none'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -54,16 +63,16 @@ async function startPier(dir: string): Promise<Server> {
     });
     proc.once('exit', (code) => reject(new Error(`pier registry serve exited ${code}`)));
   });
-  return { name: 'pier', host, stop: () => new Promise<void>((r) => { if (proc.exitCode !== null) return r(); proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
+  return { name: 'pier', host, pid: proc.pid!, stop: () => new Promise<void>((r) => { if (proc.exitCode !== null) return r(); proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
 }
 
 async function startDist(dir: string): Promise<Server> {
   const r = await startDistribution(dir);
-  return { name: 'docker-registry', host: r.host, stop: r.stop };
+  return { name: 'docker-registry', host: r.host, pid: r.proc.pid!, stop: r.stop };
 }
 
 /** The ~1 GiB image in its own PIER_ROOT, tagged `big:1`. */
-async function makeBigImage(root: string): Promise<number> {
+async function makeBigImage(root: string): Promise<{ bytes: number; layers: string[] }> {
   const svc = new ImageService({ root });
   svc.content.init();
   const layers: { mediaType: string; digest: string; size: number }[] = [];
@@ -77,7 +86,7 @@ async function makeBigImage(root: string): Promise<number> {
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: c.digest, size: c.size }, layers }));
   const m = await svc.content.write(manifest);
   await svc.refs.set('big:1', { mediaType: OCI_MANIFEST, digest: m.digest, size: m.size });
-  return c.size + layers.reduce((s, l) => s + l.size, 0);
+  return { bytes: c.size + layers.reduce((s, l) => s + l.size, 0), layers: layers.map((l) => l.digest) };
 }
 
 async function pushBig(srcRoot: string, host: string): Promise<number> {
@@ -90,6 +99,29 @@ async function pushBig(srcRoot: string, host: string): Promise<number> {
 async function pullBig(dstRoot: string, host: string): Promise<number> {
   const t = performance.now();
   await new Puller(new ImageService({ root: dstRoot }), parseRemoteReference(`${host}/bench/big:1`), { plainHttp: true }).pull();
+  return performance.now() - t;
+}
+
+/**
+ * The server's side of a pull alone: every layer fetched by curl into /dev/null, 4 at a time as the
+ * puller does — no hashing, no disk, no Node parser — so the server, not the client, sets the pace.
+ */
+async function serveBig(host: string, digests: string[]): Promise<number> {
+  const t = performance.now();
+  const queue = [...digests];
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let d = queue.shift(); d; d = queue.shift()) {
+      const url = `http://${host}/v2/bench/big/blobs/${d}`;
+      const code = await new Promise<string>((resolve, reject) => {
+        const c = spawn('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        c.stdout!.on('data', (b: Buffer) => { out += b; });
+        c.on('error', reject);
+        c.on('exit', () => resolve(out));
+      });
+      if (code !== '200') throw new Error(`curl ${url}: ${code}`);
+    }
+  }));
   return performance.now() - t;
 }
 
@@ -146,9 +178,10 @@ function settleDisk(): void {
 
 async function main(): Promise<void> {
   const src = join(TMP, 'src');
-  const bytes = await makeBigImage(src);
-  const res: Record<string, { push: number[]; pull: number[]; many: number[] }> = {
-    pier: { push: [], pull: [], many: [] }, 'docker-registry': { push: [], pull: [], many: [] },
+  const { bytes, layers } = await makeBigImage(src);
+  const layerBytes = LAYERS * LAYER_SIZE;
+  const res: Record<string, { push: number[]; pull: number[]; pullCpu: number[]; serve: number[]; many: number[] }> = {
+    pier: { push: [], pull: [], pullCpu: [], serve: [], many: [] }, 'docker-registry': { push: [], pull: [], pullCpu: [], serve: [], many: [] },
   };
   let requests = 0;
   for (let run = -1; run < N; run++) {
@@ -161,16 +194,21 @@ async function main(): Promise<void> {
         settleDisk();
         const push = await pushBig(src, srv.host);
         settleDisk();
+        const cpu0 = cpuMs(srv.pid);
         const pull = await pullBig(dst, srv.host);
+        const pullCpu = cpuMs(srv.pid) - cpu0;
         rmSync(dst, { recursive: true, force: true });
         settleDisk();
+        const serve = await serveBig(srv.host, layers);
         const [many, n] = await manyClients(srv.host);
         const label = run < 0 ? 'warm-up' : `run ${run + 1}/${N}`;
-        console.error(`${label} ${srv.name}: push ${(push / 1000).toFixed(2)} s, pull ${(pull / 1000).toFixed(2)} s, ${CLIENTS} clients ${(many / 1000).toFixed(2)} s (load ${loadavg()[0].toFixed(2)})`);
+        console.error(`${label} ${srv.name}: push ${(push / 1000).toFixed(2)} s, pull ${(pull / 1000).toFixed(2)} s (server CPU ${pullCpu} ms), layers to curl ${(serve / 1000).toFixed(2)} s, ${CLIENTS} clients ${(many / 1000).toFixed(2)} s (load ${loadavg()[0].toFixed(2)})`);
         if (run < 0) continue;
         requests = n;
         res[srv.name].push.push(push);
         res[srv.name].pull.push(pull);
+        res[srv.name].pullCpu.push(pullCpu);
+        res[srv.name].serve.push(serve);
         res[srv.name].many.push(many);
       } finally {
         await srv.stop();
@@ -181,11 +219,14 @@ async function main(): Promise<void> {
   const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
   const p = res.pier, d = res['docker-registry'];
   // per run, distribution's time over pier's = pier's throughput over distribution's
-  const ratios = (k: 'push' | 'pull' | 'many') => p[k].map((t, i) => d[k][i] / t);
-  const range = (k: 'push' | 'pull' | 'many') => { const r = ratios(k); return `${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}×`; };
+  type Phase = 'push' | 'pull' | 'pullCpu' | 'serve' | 'many';
+  const ratios = (k: Phase) => p[k].map((t, i) => d[k][i] / t);
+  const range = (k: Phase) => { const r = ratios(k); return `${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}×`; };
   const rows: [string, number, number, string][] = [
     [`push ${(bytes / 2 ** 30).toFixed(2)} GiB image (${LAYERS} × ${LAYER_SIZE >> 20} MiB random layers), MB/s`, mbps(median(p.push)), mbps(median(d.push)), range('push')],
-    [`pull of the same image, MB/s`, mbps(median(p.pull)), mbps(median(d.pull)), range('pull')],
+    [`pull of the same image (pier's client: verifies, fsyncs), MB/s`, mbps(median(p.pull)), mbps(median(d.pull)), range('pull')],
+    [`  server CPU during that pull, MB per CPU-second`, mbps(median(p.pullCpu)), mbps(median(d.pullCpu)), range('pullCpu')],
+    [`its ${LAYERS} layers to curl > /dev/null, 4 at a time (the server's pace), MB/s`, layerBytes / 1e6 / (median(p.serve) / 1000), layerBytes / 1e6 / (median(d.serve) / 1000), range('serve')],
     [`${CLIENTS} concurrent clients, ${requests} requests (small push + pull), requests/s`, requests / (median(p.many) / 1000), requests / (median(d.many) / 1000), range('many')],
   ];
   console.log(`| workload (median of ${N}) | pier | docker-registry 2.8.2 | pier / distribution | per-run range |`);

@@ -22,7 +22,7 @@ import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 export * from './oci/types.ts';
 export { parseReference, formatReference, normalizeReference, isValidTag, type Reference } from './oci/reference.ts';
 export { parseManifest, parseIndex, parseConfig, validateDescriptor, manifestKind } from './oci/validate.ts';
-export { ContentStore, Lease, type BlobInfo, type WriteResult, type Expected } from './store/content.ts';
+export { ContentStore, Lease, type BlobInfo, type WriteResult, type Expected, type Ingest } from './store/content.ts';
 export { RefIndex, type RefEntry } from './store/refs.ts';
 export type { GcResult } from './store/gc.ts';
 export type { ImportOptions, ImportedImage, ImportFormat, ExportFormat } from './transfer/index.ts';

@@ -31,3 +31,20 @@ export function plainHandle(sock: Socket | null): (StreamHandle & { fd: number }
   const h = (sock as unknown as { _handle?: StreamHandle })._handle;
   return h && typeof h.fd === 'number' && h.fd >= 0 ? (h as StreamHandle & { fd: number }) : undefined;
 }
+
+export type NativeSha256Fns = Required<Pick<PierFs, 'sha256New' | 'sha256Update' | 'sha256Hex'>>;
+let sha: NativeSha256Fns | null | undefined;
+
+/** The addon's sha256 (a state a `recvToFile` thread can advance), or null (same switch as nativeIo). */
+export function nativeSha256(): NativeSha256Fns | null {
+  if (sha === undefined) {
+    sha = null;
+    if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
+      try {
+        const f = fsx();
+        if (typeof f.sha256New === 'function' && typeof f.sha256Update === 'function' && typeof f.sha256Hex === 'function') sha = f as NativeSha256Fns;
+      } catch { /* no addon */ }
+    }
+  }
+  return sha;
+}

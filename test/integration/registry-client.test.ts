@@ -276,6 +276,7 @@ test('a large blob whose bytes do not match its digest fails the pull and is not
   }));
   const blobs = new Map([config, ...layers].map((b) => [digestOf(b), b]));
   const bad = digestOf(layers[0]);
+  let cut = false;
   const srv = createServer((req, res) => {
     const url = req.url ?? '';
     if (url === '/v2/' || url.endsWith('/manifests/1')) {
@@ -289,7 +290,8 @@ test('a large blob whose bytes do not match its digest fails the pull and is not
     if (!b) { res.writeHead(404, { 'Content-Length': 0 }); res.end(); return; }
     const body = d === bad ? Buffer.concat([b.subarray(0, b.length - 1), Buffer.from([b[b.length - 1] ^ 1])]) : b;
     res.writeHead(200, { 'Content-Length': body.length });
-    res.end(body);
+    if (cut && d === bad) res.write(body.subarray(0, 1 << 20), () => setTimeout(() => res.destroy(), 20));
+    else res.end(body);
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const root = join(tmp, 'corrupt');
@@ -303,4 +305,18 @@ test('a large blob whose bytes do not match its digest fails the pull and is not
   const refs = existsSync(join(root, 'images', 'index.json')) ? JSON.parse(readFileSync(join(root, 'images', 'index.json'), 'utf8')).manifests : [];
   assert.deepEqual(refs, [], 'nothing tagged');
   assert.equal(existsSync(join(root, 'images', 'blobs', 'sha256', bad.slice(7))), false, 'the corrupt blob is not stored');
+  assert.deepEqual(readdirSync(join(root, 'images', 'ingest')), [], 'no temp file left');
+  // the same blob cut off mid-body: an error naming it, and again nothing left behind
+  cut = true;
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const ref = parseRemoteReference(`127.0.0.1:${(srv.address() as AddressInfo).port}/x/y:1`);
+    await assert.rejects(new Puller(new ImageService({ root }), ref, { plainHttp: true, concurrency: 1 }).pull(),
+      (err: Error) => err instanceof PierError && err.message.includes(bad) && /reading the body failed|closed|reset/i.test(err.message));
+  } finally {
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+  assert.equal(existsSync(join(root, 'images', 'blobs', 'sha256', bad.slice(7))), false);
+  assert.deepEqual(readdirSync(join(root, 'images', 'ingest')), [], 'no temp file left after a cut');
 });

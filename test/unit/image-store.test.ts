@@ -34,6 +34,34 @@ test('a write stores verified content under blobs/sha256 and leaves nothing in i
   } finally { cleanup(dir); }
 });
 
+test('an ingest written by someone else: commit checks the digest and size it is told, abort leaves nothing', async () => {
+  const { dir, cs } = store();
+  try {
+    const data = Buffer.from('written elsewhere');
+    const ok = await cs.ingest({ digest: sha(data), size: data.length });
+    writeFileSync(ok.fd, data);
+    assert.deepEqual(await ok.commit(sha(data), data.length), { digest: sha(data), size: data.length, existed: false });
+    assert.deepEqual(readFileSync(cs.blobPath(sha(data))), data);
+    await assert.rejects(ok.commit(sha(data), data.length), /already committed/);
+    // a second copy of a present blob is dropped
+    const again = await cs.ingest({ digest: sha(data), size: data.length });
+    writeFileSync(again.fd, data);
+    assert.equal((await again.commit(sha(data), data.length)).existed, true);
+    // the writer computed another digest, or another size: refused, nothing stored
+    const other = Buffer.from('something else');
+    const bad = await cs.ingest({ digest: sha(other), size: other.length });
+    writeFileSync(bad.fd, data);
+    await assert.rejects(bad.commit(sha(data), data.length), /does not match its content/);
+    const short = await cs.ingest({ digest: sha(other), size: other.length });
+    await assert.rejects(short.commit(sha(other), 3), /has 3 bytes, not the declared/);
+    assert.equal(cs.has(sha(other)), false);
+    const dropped = await cs.ingest({ digest: sha(other), size: other.length });
+    await dropped.abort();
+    await dropped.abort();
+    assert.deepEqual(readdirSync(cs.ingestDir), [], 'no temp files left');
+  } finally { cleanup(dir); }
+});
+
 test('content that does not match its digest or size is refused and never stored', async () => {
   const { dir, cs } = store();
   try {

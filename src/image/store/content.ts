@@ -5,7 +5,7 @@
  * the same blob are harmless: each verifies its own temp file and rename(2) is atomic.
  */
 import { createReadStream, readFileSync, existsSync, mkdirSync, readdirSync, statSync, unlinkSync, utimesSync, appendFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
-import { open, readFile, unlink, rename } from 'node:fs/promises';
+import { open, readFile, unlink, rename, constants, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -27,6 +27,14 @@ export interface WriteResult extends BlobInfo {
 export interface Expected {
   digest?: string;
   size?: number;
+}
+
+/** See ContentStore.ingest. */
+export interface Ingest {
+  /** the temp file, open for appending */
+  readonly fd: number;
+  commit(digest: string, size: number): Promise<WriteResult>;
+  abort(): Promise<void>;
 }
 
 export type BlobSource = Uint8Array | string | Readable | AsyncIterable<Uint8Array>;
@@ -166,7 +174,7 @@ export class ContentStore {
     const h = newHash(algorithm);
     let size = 0;
     let tmp: string | undefined;
-    let fh: Awaited<ReturnType<typeof open>> | undefined;
+    let fh: FileHandle | undefined;
     try {
       if (!present) {
         mkdirSync(this.ingestDir, { recursive: true });
@@ -196,26 +204,82 @@ export class ContentStore {
         this.touch(digest);
         return { digest, size, existed: true };
       }
-      await fh.sync();
-      await fh.close();
+      const done = await this.commitTemp(fh, tmp, digest, algorithm, expected.digest === undefined ? lease : undefined);
       fh = undefined;
-      if (!expected.digest) lease?.add(digest);
-      const dest = this.blobPath(digest);
-      if (existsSync(dest)) {
-        await unlink(tmp);
-        tmp = undefined;
-        this.touch(digest);
-        return { digest, size, existed: true };
-      }
-      mkdirSync(join(this.root, 'blobs', algorithm), { recursive: true });
-      await rename(tmp, dest);
       tmp = undefined;
-      syncDir(join(this.root, 'blobs', algorithm));
-      return { digest, size, existed: false };
+      return { digest, size, existed: done };
     } finally {
       if (fh) await fh.close().catch(() => {});
       if (tmp) await unlink(tmp).catch(() => {});
     }
+  }
+
+  /**
+   * fsync and close a verified temp file and rename it into place (or drop it when the blob
+   * appeared meanwhile). Returns whether the blob already existed. The handle and temp file are the
+   * store's from here on, whatever happens.
+   */
+  private async commitTemp(fh: FileHandle, tmp: string, digest: string, algorithm: DigestAlgorithm, lease?: Lease): Promise<boolean> {
+    let open: FileHandle | undefined = fh;
+    let left: string | undefined = tmp;
+    try {
+      await fh.sync();
+      await fh.close();
+      open = undefined;
+      lease?.add(digest);
+      const dest = this.blobPath(digest);
+      if (existsSync(dest)) {
+        this.touch(digest);
+        return true;
+      }
+      mkdirSync(join(this.root, 'blobs', algorithm), { recursive: true });
+      await rename(tmp, dest);
+      left = undefined;
+      syncDir(join(this.root, 'blobs', algorithm));
+      return false;
+    } finally {
+      if (open) await open.close().catch(() => {});
+      if (left) await unlink(left).catch(() => {});
+    }
+  }
+
+  /**
+   * A blob written by someone else — the registry client's addon thread, which hashes as it writes:
+   * an empty temp file (open for appending) in `ingest/`. `commit` takes the digest and size the
+   * writer computed, checks them against `expected` and renames the file into place; `abort` drops
+   * it. Exactly one of them must be called.
+   */
+  async ingest(expected: Required<Expected>, lease?: Lease): Promise<Ingest> {
+    const { algorithm } = parseDigest(expected.digest, 'expected digest');
+    lease?.add(expected.digest);
+    mkdirSync(this.ingestDir, { recursive: true });
+    const tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, 0o644);
+    let over = false;
+    const end = () => {
+      if (over) throw new PierError(`ingest of ${expected.digest} already committed or aborted`);
+      over = true;
+    };
+    return {
+      fd: fh.fd,
+      commit: async (digest: string, size: number) => {
+        end();
+        if (digest !== expected.digest || size !== expected.size) {
+          await fh.close().catch(() => {});
+          await unlink(tmp).catch(() => {});
+          if (digest !== expected.digest) throw new PierError(`blob ${expected.digest} does not match its content (got ${digest})`);
+          throw new PierError(`blob ${digest} has ${size} bytes, not the declared ${expected.size}`);
+        }
+        const existed = await this.commitTemp(fh, tmp, digest, algorithm);
+        return { digest, size, existed };
+      },
+      abort: async () => {
+        if (over) return;
+        over = true;
+        await fh.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+      },
+    };
   }
 
   /** Store a file's content (skipped without reading when the expected digest is already present). */

@@ -5,22 +5,24 @@
  * - **push** (`sendFileBody`): a request body that is a range of a local file goes out by
  *   sendfile(2) — no read into user space, no Buffer per chunk. Node still sends the headers and
  *   parses the answer; it is told the body ended (`end()` with no data) once the thread is done.
- * - **pull** (`takeResponseBody`): the rest of a large response body is read straight off the socket
- *   into big Buffers (`recvInto`), instead of Node's 64 KiB read, parse and emit per chunk; the
- *   content store hashes and writes them as they come. Node's parser then still thinks it is in the
- *   middle of that body, so the connection is dropped afterwards (the agent opens a new one).
+ * - **pull** (`takeResponseToFile`): the rest of a large response body goes straight from the socket
+ *   into the content store's temp file, sha256-hashed in the same thread (`recvToFile`); the main
+ *   thread only checks the digest and renames. `takeResponseBody` is the fallback for other digest
+ *   algorithms: big Buffers (`recvInto`) that the store hashes and writes. Either way Node's parser
+ *   still thinks it is in the middle of that body, so the connection is dropped afterwards (the
+ *   agent opens a new one).
  *
  * Otherwise (TLS, no addon, a small or chunked body, Node's state not as expected) the bodies are
  * streamed through Node as before. `PIER_REGISTRY_NATIVE_IO=0` turns the addon paths off.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { createReadStream } from 'node:fs';
+import { createReadStream, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { finished } from 'node:stream';
 import { PierError } from '../../common/errors.ts';
 import type { TransferHandle } from '../../common/fsx.ts';
-import { nativeIo, plainHandle, type NativeTransfer } from '../native.ts';
+import { nativeIo, nativeSha256, plainHandle, type NativeTransfer } from '../native.ts';
 
 export interface FileBody {
   path: string;
@@ -102,14 +104,21 @@ export interface TakenBody {
   close(): void;
 }
 
+/** A large response body taken away from Node: the bytes its parser had read, and the socket. */
+interface Taken {
+  head: Buffer[];
+  /** body bytes still on the connection */
+  rest: number;
+  fd: number;
+  sock: Socket;
+}
+
 /**
- * Take a large response body away from Node: its parser is stopped, the bytes it had read are
- * handed out first, the rest is read by the addon. Undefined when it cannot or need not be (read
- * `res` as a stream then). Call it right when the response arrives, before reading from it.
+ * Stop Node's parser on a large response: the bytes it had read are kept, the rest is left on the
+ * connection for the addon. Undefined when it cannot or need not be (read `res` as a stream then).
  */
-export function takeResponseBody(res: IncomingMessage, what: string): TakenBody | undefined {
-  const nat = nativeIo();
-  if (!nat || res.headers['transfer-encoding'] !== undefined || res.complete || res.readableEnded) return undefined;
+function take(res: IncomingMessage): Taken | undefined {
+  if (res.headers['transfer-encoding'] !== undefined || res.complete || res.readableEnded) return undefined;
   const raw = res.headers['content-length'];
   const length = raw === undefined ? NaN : Number(raw);
   if (!Number.isSafeInteger(length) || length < RECV_MIN) return undefined;
@@ -128,17 +137,29 @@ export function takeResponseBody(res: IncomingMessage, what: string): TakenBody 
   }
   h.readStop();
   res.on('error', () => { /* the connection is dropped on purpose at the end */ });
-  const fd = h.fd;
+  return { head, rest: length - got, fd: h.fd, sock };
+}
+
+const downloadError = (what: string, err: NodeJS.ErrnoException) =>
+  new PierError(`${what}: ${err.code === 'ECANCELED' ? 'the download was stopped' : `reading the body failed: ${err.message}`}`, { cause: err });
+
+/**
+ * Take a large response body away from Node: its parser is stopped, the bytes it had read are
+ * handed out first, the rest is read by the addon. Undefined when it cannot or need not be (read
+ * `res` as a stream then). Call it right when the response arrives, before reading from it.
+ */
+export function takeResponseBody(res: IncomingMessage, what: string): TakenBody | undefined {
+  const nat = nativeIo();
+  const t = nat ? take(res) : undefined;
+  if (!nat || !t) return undefined;
+  const { head, fd, sock } = t;
   let pending: { handle: TransferHandle; done: Promise<Buffer> } | undefined;
   let closed = false;
   const fill = (n: number) => {
     const buf = Buffer.allocUnsafeSlow(n);
     let handle!: TransferHandle;
     const done = new Promise<Buffer>((resolve, reject) => {
-      handle = nat.recvInto(fd, buf, 0, n, IDLE_TIMEOUT_MS, (err) => {
-        if (!err) resolve(buf);
-        else reject(new PierError(`${what}: ${err.code === 'ECANCELED' ? 'the download was stopped' : `reading the body failed: ${err.message}`}`, { cause: err }));
-      });
+      handle = nat.recvInto(fd, buf, 0, n, IDLE_TIMEOUT_MS, (err) => (err ? reject(downloadError(what, err)) : resolve(buf)));
     });
     done.catch(() => {});
     return { handle, done };
@@ -146,7 +167,7 @@ export function takeResponseBody(res: IncomingMessage, what: string): TakenBody 
   return {
     async *chunks() {
       for (const c of head) yield c;
-      let left = length - got;
+      let left = t.rest;
       pending = left > 0 && !closed ? fill(Math.min(RECV_CHUNK, left)) : undefined;
       while (pending) {
         const buf = await pending.done;
@@ -160,6 +181,67 @@ export function takeResponseBody(res: IncomingMessage, what: string): TakenBody 
       closed = true;
       if (pending) nat.transferCancel(pending.handle);
       sock.destroy(); // its parser is mid-body: it cannot carry another request
+    },
+  };
+}
+
+export interface FileDownload {
+  /**
+   * Read the whole body into `fd` (open for appending), sha256-hashing it in the addon's thread on
+   * the way; `onBytes` hears how many bytes are in so far. Resolves with the digest and size.
+   */
+  toFile(fd: number, onBytes: (done: number) => void): Promise<{ digest: string; size: number }>;
+  /** stop and drop the connection (always call it, also after toFile resolved) */
+  close(): void;
+}
+
+/** Bytes per recvToFile call: each returns to JS for progress and cancellation. */
+const FILE_STEP = 32 << 20;
+/** Start writeback of a download every this many bytes, so the fsync before it goes live is short. */
+const WRITEBACK_EVERY = 8 << 20;
+
+/**
+ * Like takeResponseBody, but the body goes from the socket into a file and through sha256 in the
+ * addon's thread, never into JS: the main thread neither copies nor hashes it. Undefined when the
+ * addon (with its sha256) is missing or the response cannot be taken.
+ */
+export function takeResponseToFile(res: IncomingMessage, what: string): FileDownload | undefined {
+  const nat = nativeIo();
+  const sha = nativeSha256();
+  const t = nat && sha ? take(res) : undefined;
+  if (!nat || !sha || !t) return undefined;
+  let pending: TransferHandle | undefined;
+  let closed = false;
+  return {
+    async toFile(fd, onBytes) {
+      const state = sha.sha256New();
+      let done = 0;
+      for (const c of t.head) {
+        sha.sha256Update(state, c);
+        for (let off = 0; off < c.length;) off += writeSync(fd, c, off, c.length - off);
+        done += c.length;
+      }
+      onBytes(done);
+      for (let left = t.rest; left > 0;) {
+        if (closed) throw downloadError(what, Object.assign(new Error('stopped'), { code: 'ECANCELED' }));
+        const n = Math.min(FILE_STEP, left);
+        await new Promise<void>((resolve, reject) => {
+          pending = nat.recvToFile(t.fd, fd, n, state, WRITEBACK_EVERY, IDLE_TIMEOUT_MS, (err) => {
+            pending = undefined;
+            if (err) reject(downloadError(what, err));
+            else resolve();
+          });
+        });
+        left -= n;
+        done += n;
+        onBytes(done);
+      }
+      return { digest: `sha256:${sha.sha256Hex(state)}`, size: done };
+    },
+    close() {
+      closed = true;
+      if (pending) nat.transferCancel(pending);
+      t.sock.destroy(); // its parser is mid-body: it cannot carry another request
     },
   };
 }

@@ -12,7 +12,7 @@ import { RegistryClient, type ClientOptions } from './client.ts';
 import { BlobSources } from './blob-sources.ts';
 import { Progress } from './progress.ts';
 import { mapLimit } from './limit.ts';
-import { takeResponseBody } from './native-io.ts';
+import { takeResponseBody, takeResponseToFile } from './native-io.ts';
 import { formatRemoteReference, type RemoteReference } from './reference.ts';
 
 export interface PullOptions extends ClientOptions {
@@ -102,23 +102,42 @@ export class Puller {
     }
   }
 
-  /** Download a blob straight into the content store, which hashes it as it writes and verifies it. */
+  /** Download a blob straight into the content store, which verifies it before it goes live. */
   private async fetchBlob(b: Descriptor, lease: Lease): Promise<void> {
     const stream = await this.client.getBlob(this.src.repository, b.digest);
-    // a large body on a plain connection is read by the addon, in big Buffers (native-io.ts)
+    this.progress.start(b.digest, b.size, 'pulling');
+    const fail = (err: unknown) => err instanceof PierError ? new PierError(`blob ${b.digest}: ${err.message}`) : err;
+    // A large body on a plain connection goes socket → file in the addon's thread, hashed there
+    // (native-io.ts): the main thread never touches the bytes.
+    // (only when the length is the declared one: the stream path stops an oversized body early)
+    const sameLength = (stream as IncomingMessage).headers['content-length'] === String(b.size);
+    const direct = sameLength && b.digest.startsWith('sha256:') ? takeResponseToFile(stream as IncomingMessage, `blob ${b.digest}`) : undefined;
+    if (direct) {
+      const ingest = await this.svc.content.ingest({ digest: b.digest, size: b.size }, lease).catch((err: unknown) => { direct.close(); throw err; });
+      try {
+        const got = await direct.toFile(ingest.fd, (n) => this.progress.update(b.digest, n));
+        await ingest.commit(got.digest, got.size);
+      } catch (err) {
+        await ingest.abort();
+        throw fail(err);
+      } finally {
+        direct.close();
+      }
+      return;
+    }
+    // else in big Buffers read by the addon when it can, or as a Node stream; the store hashes
     const taken = takeResponseBody(stream as IncomingMessage, `blob ${b.digest}`);
     let done = 0;
     const progress = (c: Buffer) => { done += c.length; this.progress.update(b.digest, done); };
     const source = taken
       ? (async function* () { for await (const c of taken.chunks()) { progress(c); yield c; } })()
       : stream.pipe(new Transform({ transform: (c: Buffer, _enc, cb) => { progress(c); cb(null, c); } }));
-    if (!taken) stream.on('error', (err) => (source as Transform).destroy(err));
-    this.progress.start(b.digest, b.size, 'pulling');
+    if (!taken) stream.on('error', (err) => (source as Transform).destroy(new PierError(`reading the body failed: ${err.message}`, { cause: err })));
     try {
       await this.svc.content.write(source, { digest: b.digest, size: b.size }, lease);
     } catch (err) {
       stream.destroy();
-      throw err instanceof PierError ? new PierError(`blob ${b.digest}: ${err.message}`) : err;
+      throw fail(err);
     } finally {
       taken?.close();
     }

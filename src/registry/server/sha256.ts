@@ -5,7 +5,7 @@
  * straight off the connection; without it, a `node:crypto` Hash.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { fsx, type PierFs } from '../../common/fsx.ts';
+import { nativeSha256, type NativeSha256Fns as Native } from '../native.ts';
 
 export interface Sha256 {
   update(data: Uint8Array): void;
@@ -14,22 +14,6 @@ export interface Sha256 {
   hex(): string;
   /** the SHA256_CTX bytes, when the state is the addon's */
   readonly state?: Buffer;
-}
-
-type Native = Required<Pick<PierFs, 'sha256New' | 'sha256Update' | 'sha256Hex'>>;
-let native: Native | null | undefined;
-
-export function nativeSha256(): Native | null {
-  if (native === undefined) {
-    native = null;
-    if (process.env.PIER_REGISTRY_NATIVE_IO !== '0') {
-      try {
-        const f = fsx();
-        if (typeof f.sha256New === 'function' && typeof f.sha256Update === 'function' && typeof f.sha256Hex === 'function') native = f as Native;
-      } catch { /* no addon */ }
-    }
-  }
-  return native;
 }
 
 class NativeSha256 implements Sha256 {
