@@ -1,6 +1,6 @@
 /**
- * `pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG]`: pull an image into the local store, tagged
- * under the name it was pulled by.
+ * `pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]`: pull an image into the local store,
+ * named as it was pulled.
  */
 import { isatty } from 'node:tty';
 import { writeStdout } from '../common/log.ts';
@@ -10,7 +10,7 @@ import { Progress, Puller, clientOptionsFor, parseRemoteReference, formatRemoteR
 import { bool, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
 
-const USAGE = `usage: pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG]
+const USAGE = `usage: pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]
 
 flags:
   --insecure             plain HTTP (loopback hosts always use plain HTTP)

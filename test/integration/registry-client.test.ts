@@ -118,6 +118,37 @@ test('chunked push with a small chunk size resumes after a failed PATCH', async 
   assert.match(pull.stdout, new RegExp(imageDigest));
 });
 
+test('a chunked push cut off for good is resumed by the next push, where the registry says it stands', async () => {
+  const root = join(tmp, 'resume');
+  await new ImageService({ root }).bootstrap('busybox');
+  const dest = `${proxy.host}/resumed/bb:1`;
+  let patches = 0;
+  proxy.fail = (req) => req.method === 'PATCH' && ++patches >= 3; // two chunks get in, then nothing does
+  try {
+    const r = await pier(root, ['push', '--chunk-size', '131072', 'busybox:latest', dest]);
+    assert.notEqual(r.status, 0);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one error line: ${r.stderr}`);
+  } finally {
+    proxy.fail = undefined;
+  }
+  const saved = JSON.parse(readFileSync(join(root, 'registry', 'uploads.json'), 'utf8')) as Record<string, { location: string }>;
+  assert.equal(Object.keys(saved).length, 1, 'the unfinished session is remembered');
+  assert.match(Object.keys(saved)[0], new RegExp(`^${proxy.host}/resumed/bb@sha256:`));
+  const seen0 = proxy.seen.length;
+  const again = await pier(root, ['push', '--chunk-size', '131072', 'busybox:latest', dest]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout + again.stderr, /resumed at 262144 of \d+ bytes/);
+  const mine = proxy.seen.slice(seen0);
+  const layerSize = JSON.parse(readFileSync(join(root, 'images', 'blobs', 'sha256', imageDigest.slice(7)), 'utf8')).layers[0].size as number;
+  const chunks = Math.ceil(layerSize / 131072);
+  assert.equal(mine.filter((s) => s.method === 'PATCH').length, chunks - 2, 'only the chunks the registry lacked');
+  assert.equal(mine.filter((s) => s.method === 'POST').length, 0, 'no new session');
+  assert.deepEqual(JSON.parse(readFileSync(join(root, 'registry', 'uploads.json'), 'utf8')), {}, 'forgotten once done');
+  const pull = await pier(join(tmp, 'resume-pull'), ['pull', dest]);
+  assert.equal(pull.status, 0, pull.stderr);
+  assert.match(pull.stdout, new RegExp(imageDigest));
+});
+
 test('the API: Pusher and Puller report what they did', async () => {
   const svc = new ImageService({ root: rootA });
   const dest = parseRemoteReference(`${proxy.host}/api/bb:2`);
@@ -168,6 +199,26 @@ test('an index: its children are pushed first; a pull picks this platform and ta
   assert.match(pull.stdout, new RegExp(`digest: ${child.digest}`));
   const unpack = await pier(root, ['image', 'unpack', `${proxy.host}/multi/bb:1`, join(tmp, 'bundle-h')]);
   assert.equal(unpack.status, 0, unpack.stderr);
+
+  // by digest alone: the index's digest, or the manifest's; the local name is host/repo@digest
+  const byDigest = join(tmp, 'by-digest');
+  for (const d of [digest, child.digest]) {
+    const ref = `${proxy.host}/multi/bb@${d}`;
+    const r = await pier(byDigest, ['pull', ref]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^${ref}: digest: ${d}$`, 'm'));
+    const img = await new ImageService({ root: byDigest }).resolve(ref);
+    assert.equal(img.manifestDigest, child.digest, 'resolves to this platform\'s manifest');
+  }
+  const ls = await pier(byDigest, ['image', 'ls']);
+  assert.equal(ls.status, 0, ls.stderr);
+  assert.match(ls.stdout, /multi\/bb/);
+  const rmi = await pier(byDigest, ['image', 'rm', `${proxy.host}/multi/bb@${digest}`]);
+  assert.equal(rmi.status, 0, rmi.stderr);
+  assert.throws(() => new ImageService({ root: byDigest }).refsFor(`${proxy.host}/multi/bb@${digest}`), /not found/);
+  const wrong = await pier(byDigest, ['pull', `${proxy.host}/multi/bb@sha256:${'0'.repeat(64)}`]);
+  assert.notEqual(wrong.status, 0);
+  assert.equal(wrong.stderr.trim().split('\n').length, 1, wrong.stderr);
 });
 
 test('a manifest naming a blob the registry lacks: the registry error code and message, one line', async () => {

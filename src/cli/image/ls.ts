@@ -17,7 +17,7 @@ export const ls: ImageCommand = {
       writeStdout(JSON.stringify(images) + '\n');
     } else {
       writeStdout(table([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'],
-        ...images.map((i) => [i.repository, i.tag, bool(p, 'no-trunc') ? i.digest : shortId(i.digest),
+        ...images.map((i) => [i.repository, i.tag || '<none>', bool(p, 'no-trunc') ? i.digest : shortId(i.digest),
           i.error ? 'broken' : humanAge(i.created), i.size === undefined ? '?' : humanSize(i.size)])]));
     }
     return 0;

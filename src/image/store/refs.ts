@@ -13,7 +13,7 @@ import { formatReference, parseReference } from '../oci/reference.ts';
 import { withLock } from './lock.ts';
 
 export interface RefEntry {
-  /** normalised `name:tag` */
+  /** normalised `name:tag` (or `name@digest`, see setMany) */
   ref: string;
   descriptor: Descriptor;
 }
@@ -71,10 +71,16 @@ export class RefIndex {
     await this.setMany([{ ref, descriptor }], check);
   }
 
-  /** Several tags in one index update: all of them land, or none. */
+  /**
+   * Several tags in one index update: all of them land, or none. A ref is `name:tag`, or
+   * `name@digest` naming exactly that descriptor (what a pull by digest keeps: no tag to give it).
+   */
   async setMany(entries: RefEntry[], check?: () => Promise<void>): Promise<void> {
     const named = entries.map((e) => {
       const r = parseReference(e.ref);
+      if (r.digest !== undefined && r.tag === undefined && r.digest === e.descriptor.digest) {
+        return { name: formatReference({ name: r.name, digest: r.digest }), descriptor: e.descriptor };
+      }
       if (r.digest !== undefined || r.tag === undefined) throw new PierError(`cannot tag ${JSON.stringify(e.ref)}: a tag needs name:tag, without a digest`);
       return { name: formatReference({ name: r.name, tag: r.tag }), descriptor: e.descriptor };
     });

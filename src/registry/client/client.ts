@@ -148,11 +148,12 @@ export class RegistryClient {
   /**
    * Upload in chunks of `chunkSize` bytes: PATCH each with its Content-Range; when a PATCH fails
    * (416, a dropped connection, a server error), ask the session where it stands and continue from
-   * there, up to `retries` times. The final PUT carries the digest.
+   * there, up to `retries` times. The final PUT carries the digest. `offset`: the session already
+   * holds that many bytes (a session resumed from an earlier push).
    */
   async putBlobChunked(repo: string, location: string, digest: string, size: number, chunkSize: number,
-    openRange: (start: number, end: number) => Readable, opts: { retries?: number; onChunk?: (done: number) => void } = {}): Promise<{ resumed: number }> {
-    let offset = 0;
+    openRange: (start: number, end: number) => Readable, opts: { retries?: number; offset?: number; onChunk?: (done: number, location: string) => void } = {}): Promise<{ resumed: number }> {
+    let offset = opts.offset ?? 0;
     let loc = location;
     let retries = opts.retries ?? 3;
     let resumed = 0;
@@ -169,7 +170,7 @@ export class RegistryClient {
           loc = res.headers.location ?? loc;
           const got = res.headers.range ? rangeEnd(res) : end + 1;
           offset = got;
-          opts.onChunk?.(offset);
+          opts.onChunk?.(offset, loc);
           continue;
         }
         failure = await registryError(res, `PATCH ${offset}-${end} answered ${res.status}`);

@@ -2,7 +2,8 @@
  * Pull an image from a registry into the local store: GET the manifest (OCI and Docker types
  * accepted), pick this host's platform from an index, fetch config and layers in parallel straight
  * into the ContentStore with their expected digest and size (it verifies), skip blobs already
- * present, then tag `host/repository:tag` locally.
+ * present, then tag `host/repository:tag` locally (pulled by digest alone: the name is
+ * `host/repository@digest`, naming the pulled manifest or index).
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
@@ -23,7 +24,7 @@ export interface PullOptions extends ClientOptions {
 export interface PullResult {
   /** the local name it is tagged under */
   ref: string;
-  /** digest of the manifest tagged locally (the platform's manifest when the tag is an index) */
+  /** digest of what the local name names: the platform's manifest when a tag names an index; the digest itself when pulled by digest */
   digest: string;
   blobs: { digest: string; size: number; action: 'exists' | 'pulled' }[];
 }
@@ -58,8 +59,11 @@ export class Puller {
 
   private async pullImage(): Promise<PullResult> {
     const { repository: repo, tag, digest } = this.src;
-    if (tag === undefined) throw new PierError(`pulling by digest alone is not supported: give a tag too (${formatRemoteReference({ ...this.src, tag: 'TAG' })})`);
-    let m = await this.client.getManifest(repo, digest ?? tag);
+    if (tag === undefined && digest === undefined) throw new PierError(`${formatRemoteReference(this.src)}: give a tag or a digest`);
+    let m = await this.client.getManifest(repo, (digest ?? tag)!);
+    // pulled by digest alone, the local name is `host/repo@digest` and names what that digest names
+    // (an index is kept too, so the name resolves to this platform's image through it)
+    const top = m;
     for (let depth = 0; manifestKind(m.bytes, m.mediaType, `manifest ${m.digest}`) === 'index'; depth++) {
       if (depth >= 8) throw new PierError(`image index nesting deeper than 8`);
       const idx = parseIndex(m.bytes, m.mediaType, `index ${m.digest}`);
@@ -92,10 +96,18 @@ export class Puller {
       });
       lease.add(m.digest);
       await content.write(m.bytes, { digest: m.digest, size: m.bytes.length }, lease);
-      const ref = `${this.src.host}/${repo}:${tag}`;
-      const descriptor: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+      let ref: string;
+      let descriptor: Descriptor;
+      if (tag !== undefined) {
+        ref = `${this.src.host}/${repo}:${tag}`;
+        descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+      } else {
+        if (top !== m) await content.write(top.bytes, { digest: top.digest, size: top.bytes.length }, lease);
+        ref = `${this.src.host}/${repo}@${top.digest}`;
+        descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+      }
       await this.svc.refs.set(ref, descriptor);
-      return { ref, digest: m.digest, blobs };
+      return { ref, digest: descriptor.digest, blobs };
     } finally {
       lease.release();
       sources.save();

@@ -1,7 +1,8 @@
 /**
  * Push a local image to a registry: for each blob HEAD (skip when present), else mount from another
  * repository of the same registry known to hold it, else upload (one PUT, or PATCH chunks with
- * resume when `chunkSize` is set and the blob is larger). Config and layers go in parallel; the
+ * resume when `chunkSize` is set and the blob is larger — also across pushes: a chunked session an
+ * earlier, interrupted push left is picked up where it stands). Config and layers go in parallel; the
  * manifest goes last with its exact bytes and media type; an index's children before the index.
  */
 import { createReadStream } from 'node:fs';
@@ -9,6 +10,7 @@ import { PierError } from '../../common/errors.ts';
 import { ImageService, manifestKind, parseIndex, parseManifest, type Descriptor } from '../../image/index.ts';
 import { RegistryClient, type ClientOptions } from './client.ts';
 import { BlobSources } from './blob-sources.ts';
+import { UploadSessions } from './upload-sessions.ts';
 import { Progress } from './progress.ts';
 import { mapLimit } from './limit.ts';
 import type { RemoteReference } from './reference.ts';
@@ -27,7 +29,7 @@ export interface PushResult {
   mediaType: string;
   size: number;
   /** per blob: what happened */
-  blobs: { digest: string; size: number; action: 'exists' | 'mounted' | 'pushed' }[];
+  blobs: { digest: string; size: number; action: 'exists' | 'mounted' | 'pushed'; resumedAt?: number }[];
 }
 
 export class Pusher {
@@ -36,6 +38,7 @@ export class Pusher {
   readonly client: RegistryClient;
   private readonly opts: PushOptions;
   private readonly sources: BlobSources;
+  private readonly sessions: UploadSessions;
   private readonly progress: Progress;
   private readonly blobs: PushResult['blobs'] = [];
 
@@ -45,6 +48,7 @@ export class Pusher {
     this.opts = opts;
     this.client = new RegistryClient(dest.host, opts);
     this.sources = new BlobSources(svc.root);
+    this.sessions = new UploadSessions(svc.root);
     this.progress = opts.progress ?? new Progress({ quiet: true });
   }
 
@@ -86,30 +90,65 @@ export class Pusher {
 
   private async pushBlob(b: Descriptor): Promise<void> {
     const { repository: repo, host } = this.dest;
-    const record = (action: 'exists' | 'mounted' | 'pushed', status: string) => {
-      this.blobs.push({ digest: b.digest, size: b.size, action });
+    const record = (action: 'exists' | 'mounted' | 'pushed', status: string, resumedAt?: number) => {
+      this.blobs.push({ digest: b.digest, size: b.size, action, ...(resumedAt !== undefined ? { resumedAt } : {}) });
       this.sources.add(host, repo, b.digest);
       this.progress.finish(b.digest, status, b.size);
     };
-    if (await this.client.hasBlob(repo, b.digest, true)) return record('exists', 'exists');
-    let location: string | undefined;
-    for (const from of this.sources.on(host, b.digest, repo)) {
-      const r = await this.client.mountBlob(repo, b.digest, from);
-      if (r.mounted) return record('mounted', `mounted from ${from}`);
-      location = r.location;
-      break;
+    if (await this.client.hasBlob(repo, b.digest, true)) {
+      this.sessions.set(host, repo, b.digest, undefined);
+      return record('exists', 'exists');
     }
-    location ??= await this.client.startUpload(repo);
     const path = this.svc.content.blobPath(b.digest);
     const chunk = this.opts.chunkSize;
+    const chunked = chunk !== undefined && b.size > chunk;
+    // a session an earlier push of this blob left unfinished: continue it where the registry says
+    const resumed = chunked ? await this.resumable(b) : undefined;
+    let location = resumed?.location;
+    if (!location) {
+      for (const from of this.sources.on(host, b.digest, repo)) {
+        const r = await this.client.mountBlob(repo, b.digest, from);
+        if (r.mounted) return record('mounted', `mounted from ${from}`);
+        location = r.location;
+        break;
+      }
+    }
+    location ??= await this.client.startUpload(repo);
     this.progress.start(b.digest, b.size, 'pushing');
-    if (chunk && b.size > chunk) {
+    if (chunked) {
+      this.sessions.set(host, repo, b.digest, { location, size: b.size });
+      if (resumed) this.progress.update(b.digest, resumed.offset);
       await this.client.putBlobChunked(repo, location, b.digest, b.size, chunk,
         (start, end) => createReadStream(path, { start, end, highWaterMark: 1 << 20 }),
-        { onChunk: (done) => this.progress.update(b.digest, done) });
+        {
+          offset: resumed?.offset,
+          onChunk: (done, loc) => {
+            this.progress.update(b.digest, done);
+            // registries such as distribution put the session's state in the location: keep the newest
+            if (loc !== location) this.sessions.set(host, repo, b.digest, { location: (location = loc), size: b.size });
+          },
+        });
+      this.sessions.set(host, repo, b.digest, undefined);
     } else {
       await this.client.putBlob(repo, location, b.digest, b.size, { path, start: 0, length: b.size });
     }
+    if (resumed) return record('pushed', `pushed (resumed at ${resumed.offset} of ${b.size} bytes)`, resumed.offset);
     record('pushed', 'pushed');
+  }
+
+  /** The saved session for this blob, if the registry still has it: its location and offset. */
+  private async resumable(b: Descriptor): Promise<{ location: string; offset: number } | undefined> {
+    const { repository: repo, host } = this.dest;
+    const saved = this.sessions.get(host, repo, b.digest);
+    if (!saved || saved.size !== b.size) return undefined;
+    try {
+      const st = await this.client.uploadStatus(repo, saved.location);
+      if (st.offset > b.size) throw new PierError('the session holds more than the blob');
+      return st;
+    } catch (err) {
+      if (!(err instanceof PierError)) throw err;
+      this.sessions.set(host, repo, b.digest, undefined); // expired or unknown: start afresh
+      return undefined;
+    }
   }
 }
