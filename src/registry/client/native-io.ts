@@ -22,7 +22,7 @@ import { Socket } from 'node:net';
 import { finished } from 'node:stream';
 import { PierError } from '../../common/errors.ts';
 import type { TransferHandle } from '../../common/fsx.ts';
-import { nativeIo, nativeSha256, plainHandle, type NativeTransfer } from '../native.ts';
+import { nativeIo, nativeSha256, plainHandle, takeFromParser, type NativeTransfer, type ParserTake } from '../native.ts';
 
 export interface FileBody {
   path: string;
@@ -104,40 +104,11 @@ export interface TakenBody {
   close(): void;
 }
 
-/** A large response body taken away from Node: the bytes its parser had read, and the socket. */
-interface Taken {
-  head: Buffer[];
-  /** body bytes still on the connection */
-  rest: number;
-  fd: number;
-  sock: Socket;
-}
-
-/**
- * Stop Node's parser on a large response: the bytes it had read are kept, the rest is left on the
- * connection for the addon. Undefined when it cannot or need not be (read `res` as a stream then).
- */
-function take(res: IncomingMessage): Taken | undefined {
-  if (res.headers['transfer-encoding'] !== undefined || res.complete || res.readableEnded) return undefined;
-  const raw = res.headers['content-length'];
-  const length = raw === undefined ? NaN : Number(raw);
-  if (!Number.isSafeInteger(length) || length < RECV_MIN) return undefined;
-  const sock = res.socket;
-  const h = plainHandle(sock);
-  // unparsed bytes in the socket's own buffer would be lost to us: leave such a response to Node
-  if (!sock || !h || typeof h.readStop !== 'function' || sock.readableLength > 0) return undefined;
-  // Stop Node's reads for good: `_paused` keeps the response's own _read (below) from restarting them.
-  (sock as unknown as { _paused: boolean })._paused = true;
-  h.readStop();
-  const head: Buffer[] = [];
-  let got = 0;
-  for (let c: Buffer | null; (c = res.read() as Buffer | null) !== null;) {
-    head.push(c);
-    got += c.length;
-  }
-  h.readStop();
-  res.on('error', () => { /* the connection is dropped on purpose at the end */ });
-  return { head, rest: length - got, fd: h.fd, sock };
+/** Take a large response body from Node's parser (see takeFromParser); errors on `res` are expected then. */
+function take(res: IncomingMessage): ParserTake | undefined {
+  const t = takeFromParser(res, RECV_MIN);
+  if (t) res.on('error', () => { /* the connection is dropped on purpose at the end */ });
+  return t;
 }
 
 const downloadError = (what: string, err: NodeJS.ErrnoException) =>

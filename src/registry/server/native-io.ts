@@ -18,10 +18,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
-import { Socket } from 'node:net';
 import { finished } from 'node:stream';
 import type { TransferHandle } from '../../common/fsx.ts';
-import { nativeIo, plainHandle, type NativeTransfer } from '../native.ts';
+import { nativeIo, plainHandle, takeFromParser, type NativeTransfer } from '../native.ts';
 import { addReceivedBytes, addSentBytes } from './observe.ts';
 
 /** Bodies smaller than this are read whole and written in one go: a thread per transfer is not worth it. */
@@ -144,27 +143,10 @@ export function isSocketBody(b: unknown): b is SocketBody {
  * otherwise undefined (read `req` as a stream). Call it right before the body is consumed.
  */
 export function takeSocketBody(req: IncomingMessage, res: ServerResponse): SocketBody | undefined {
-  const nat = nativeIo();
-  if (!nat || req.headers['transfer-encoding'] !== undefined || req.complete || req.readableEnded) return undefined;
-  const raw = req.headers['content-length'];
-  const length = raw === undefined ? NaN : Number(raw);
-  if (!Number.isSafeInteger(length) || length < RECV_MIN) return undefined;
-  const sock = req.socket;
-  const h = plainHandle(sock);
-  // (the parser reads the socket natively; raw bytes in the socket's own buffer would mean it does not)
-  if (!h || typeof h.readStop !== 'function' || sock.readableLength > 0) return undefined;
-  // Stop Node's reads for good: `_paused` keeps the request's own _read (below) from restarting them.
-  (sock as unknown as { _paused: boolean })._paused = true;
-  h.readStop();
-  const head: Buffer[] = [];
-  let got = 0;
-  for (let c: Buffer | null; (c = req.read() as Buffer | null) !== null;) {
-    head.push(c);
-    got += c.length;
-  }
-  h.readStop();
+  const t = nativeIo() ? takeFromParser(req, RECV_MIN) : undefined;
+  if (!t) return undefined;
   res.shouldKeepAlive = false; // the parser is mid-body: this connection carries nothing more
-  return { kind: 'socket-body', head, rest: Math.max(0, length - got), req, res };
+  return { kind: 'socket-body', head: t.head, rest: t.rest, req, res };
 }
 
 /**
