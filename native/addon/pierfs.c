@@ -377,6 +377,21 @@ static int xfer_wait(xfer_job *job, short events, int64_t *idle) {
   return 1;
 }
 
+/*
+ * After a send/recv that moved nothing (n <= 0): 1 to try again (EINTR, or EAGAIN and the socket is
+ * ready now), 0 to stop with job->err set (end of data: eof_err; cancel, timeout, other errors).
+ */
+static int xfer_retry(xfer_job *job, ssize_t n, int eof_err, short events, int64_t *idle) {
+  if (n == 0) {
+    job->err = eof_err;
+    return 0;
+  }
+  if (errno == EAGAIN) return xfer_wait(job, events, idle);
+  if (errno == EINTR) return 1;
+  job->err = errno;
+  return 0;
+}
+
 static void xfer_send(xfer_job *job) {
   int64_t idle = 0;
   while (job->left > 0) {
@@ -392,13 +407,7 @@ static void xfer_send(xfer_job *job) {
       job->left -= n;
       job->moved += n;
       idle = 0;
-    } else if (n == 0) {
-      job->err = EIO; /* the file is shorter than promised */
-      return;
-    } else if (errno == EAGAIN) {
-      if (!xfer_wait(job, POLLOUT, &idle)) return;
-    } else if (errno != EINTR) {
-      job->err = errno;
+    } else if (!xfer_retry(job, n, EIO /* the file is shorter than promised */, POLLOUT, &idle)) {
       return;
     }
   }
@@ -444,13 +453,7 @@ static void xfer_recv(xfer_job *job) {
         wb_from += wb_pending;
         wb_pending = 0;
       }
-    } else if (n == 0) {
-      job->err = ECONNRESET; /* the peer closed before sending everything */
-      break;
-    } else if (errno == EAGAIN) {
-      if (!xfer_wait(job, POLLIN, &idle)) break;
-    } else if (errno != EINTR) {
-      job->err = errno;
+    } else if (!xfer_retry(job, n, ECONNRESET /* the peer closed before sending everything */, POLLIN, &idle)) {
       break;
     }
   }
@@ -469,13 +472,7 @@ static void xfer_recv_buf(xfer_job *job) {
       job->left -= n;
       job->moved += n;
       idle = 0;
-    } else if (n == 0) {
-      job->err = ECONNRESET;
-      return;
-    } else if (errno == EAGAIN) {
-      if (!xfer_wait(job, POLLIN, &idle)) return;
-    } else if (errno != EINTR) {
-      job->err = errno;
+    } else if (!xfer_retry(job, n, ECONNRESET, POLLIN, &idle)) {
       return;
     }
   }

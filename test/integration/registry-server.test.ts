@@ -551,13 +551,15 @@ test('sendfile: a client that drops or stalls mid-body costs nothing lasting', a
     r.end();
   });
   // reads nothing for a while, then goes away
-  const stalled = await new Promise<Socket>((resolve) => {
-    const sock = connect(Number(new URL(reg.url).port), '127.0.0.1', () => {
+  // a raw GET of the blob whose answer is not read
+  const pausedGet = (url: string) => new Promise<Socket>((resolve) => {
+    const sock = connect(Number(new URL(url).port), '127.0.0.1', () => {
       sock.write(`GET /v2/drop/blobs/${d} HTTP/1.1\r\nHost: x\r\n\r\n`);
       sock.pause();
       resolve(sock);
     });
   });
+  const stalled = await pausedGet(reg.url);
   await new Promise((r) => setTimeout(r, 300));
   stalled.destroy();
   await assertNoLeftovers(base, 'a dropped transfer');
@@ -566,13 +568,7 @@ test('sendfile: a client that drops or stalls mid-body costs nothing lasting', a
   assert.ok(Buffer.from(await again.arrayBuffer()).equals(data));
   // a server closed mid-transfer ends it too
   const other = await startRegistry({ listen: '127.0.0.1:0', storage });
-  const inflight = await new Promise<Socket>((resolve) => {
-    const sock = connect(Number(new URL(other.url).port), '127.0.0.1', () => {
-      sock.write(`GET /v2/drop/blobs/${d} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      sock.pause();
-      resolve(sock);
-    });
-  });
+  const inflight = await pausedGet(other.url);
   await new Promise((r) => setTimeout(r, 100));
   const closed = new Promise((r) => inflight.on('close', r));
   inflight.resume();

@@ -57,6 +57,51 @@ export async function command(what: string, usage: string, argv: string[], fn: (
   }
 }
 
+/**
+ * `pier GROUP SUB …` (network, volume, system): usage without or with --help, `run` for a known
+ * subcommand (undefined: unknown), failures as `command` reports them.
+ */
+export function subcommands(group: string, usage: string, argv: string[],
+  run: (c: EngineClient, sub: string, rest: string[]) => Promise<number | undefined>): Promise<number> {
+  const [sub, ...rest] = argv;
+  return command(`${group} ${sub ?? ''}`.trim(), usage, rest, async () => {
+    if (!sub || sub === '--help' || sub === '-h') { writeStdout(usage); return sub ? 0 : 1; }
+    const code = await run(client(), sub, rest);
+    if (code === undefined) throw new PierError(`unknown command ${JSON.stringify(sub)} (see pier ${group} --help)`);
+    return code;
+  });
+}
+
+/**
+ * The verbs named objects (networks, volumes) share: `rm NAME…` (`rmFlags` accepted), `inspect
+ * NAME…` and `prune`, against `/<kind>s`. Undefined for any other verb.
+ */
+export async function objectVerb(c: EngineClient, kind: 'network' | 'volume', sub: string, rest: string[], rmFlags: FlagSpec[] = []): Promise<number | undefined> {
+  const base = `/${kind}s`;
+  switch (sub) {
+    case 'rm':
+    case 'remove': {
+      const p = parse(rest, rmFlags, `${kind} rm`);
+      if (p.rest.length === 0) throw new PierError(`give at least one ${kind}`);
+      for (const n of p.rest) { await c.json('DELETE', `${base}/${q(n)}`); writeStdout(`${n}\n`); }
+      return 0;
+    }
+    case 'inspect': {
+      const p = parse(rest, [], `${kind} inspect`);
+      if (p.rest.length === 0) throw new PierError(`give at least one ${kind}`);
+      printJson(await Promise.all(p.rest.map((n) => c.json('GET', `${base}/${q(n)}`))));
+      return 0;
+    }
+    case 'prune': {
+      const r = await c.json<{ removed: string[] }>('POST', `${base}/prune`);
+      writeStdout(r.removed.map((n) => `Deleted ${kind} ${n}\n`).join(''));
+      return 0;
+    }
+    default:
+      return undefined;
+  }
+}
+
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
 /** docker's sizes: 512m, 1g, 1024 (bytes), 1.5g. */

@@ -3,7 +3,7 @@ import { PierError } from '../../common/errors.ts';
 import { writeStdout } from '../../common/log.ts';
 import { bool, list, str } from '../args.ts';
 import { table } from '../table.ts';
-import { checkFormat, client, command, keyValues, parse, printJson, q, short } from './common.ts';
+import { checkFormat, keyValues, objectVerb, parse, printJson, short, subcommands } from './common.ts';
 
 const USAGE = `usage: pier network COMMAND
 
@@ -18,10 +18,7 @@ commands:
 interface Net { id: string; name: string; driver: string; subnet: string; gateway: string; internal: boolean; bridge: string }
 
 export function networkMain(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  return command(`network ${sub ?? ''}`.trim(), USAGE, rest, async () => {
-    if (!sub || sub === '--help' || sub === '-h') { writeStdout(USAGE); return sub ? 0 : 1; }
-    const c = client();
+  return subcommands('network', USAGE, argv, async (c, sub, rest) => {
     switch (sub) {
       case 'create': {
         const p = parse(rest, [{ name: 'subnet', value: true }, { name: 'gateway', value: true }, { name: 'internal' }, { name: 'driver', short: 'd', value: true }, { name: 'label', short: 'l', value: true, multi: true }], 'network create');
@@ -42,26 +39,8 @@ export function networkMain(argv: string[]): Promise<number> {
         else writeStdout(table([['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'GATEWAY'], ...nets.map((n) => [short(n.id), n.name, n.driver, n.subnet, n.gateway])]));
         return 0;
       }
-      case 'rm':
-      case 'remove': {
-        const p = parse(rest, [], 'network rm');
-        if (p.rest.length === 0) throw new PierError('give at least one network');
-        for (const n of p.rest) { await c.json('DELETE', `/networks/${q(n)}`); writeStdout(`${n}\n`); }
-        return 0;
-      }
-      case 'inspect': {
-        const p = parse(rest, [], 'network inspect');
-        if (p.rest.length === 0) throw new PierError('give at least one network');
-        printJson(await Promise.all(p.rest.map((n) => c.json('GET', `/networks/${q(n)}`))));
-        return 0;
-      }
-      case 'prune': {
-        const r = await c.json<{ removed: string[] }>('POST', '/networks/prune');
-        writeStdout(r.removed.map((n) => `Deleted network ${n}\n`).join(''));
-        return 0;
-      }
       default:
-        throw new PierError(`unknown command ${JSON.stringify(sub)} (see pier network --help)`);
+        return objectVerb(c, 'network', sub, rest);
     }
   });
 }

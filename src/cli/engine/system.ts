@@ -1,9 +1,8 @@
 /** `pier system df|prune`: disk use and clean-up across images, containers, volumes and networks. */
-import { PierError } from '../../common/errors.ts';
 import { writeStdout } from '../../common/log.ts';
 import { bool, str } from '../args.ts';
 import { table } from '../table.ts';
-import { checkFormat, client, command, humanSize, parse, printJson } from './common.ts';
+import { checkFormat, humanSize, parse, printJson, subcommands } from './common.ts';
 
 const USAGE = `usage: pier system COMMAND
 
@@ -15,10 +14,7 @@ commands:
 interface Df { images: { count: number; size: number }; containers: { count: number; running: number; size: number }; volumes: { count: number; size: number } }
 
 export function systemMain(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  return command(`system ${sub ?? ''}`.trim(), USAGE, rest, async () => {
-    if (!sub || sub === '--help' || sub === '-h') { writeStdout(USAGE); return sub ? 0 : 1; }
-    const c = client();
+  return subcommands('system', USAGE, argv, async (c, sub, rest) => {
     switch (sub) {
       case 'df': {
         const p = parse(rest, [{ name: 'format', value: true }], 'system df');
@@ -37,7 +33,7 @@ export function systemMain(argv: string[]): Promise<number> {
         return 0;
       }
       default:
-        throw new PierError(`unknown command ${JSON.stringify(sub)} (see pier system --help)`);
+        return undefined;
     }
   });
 }

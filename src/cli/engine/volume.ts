@@ -4,7 +4,7 @@ import { writeStdout } from '../../common/log.ts';
 import type { VolumeInfo } from '../../engine/index.ts';
 import { bool, list, str } from '../args.ts';
 import { table } from '../table.ts';
-import { checkFormat, client, command, keyValues, parse, printJson, q } from './common.ts';
+import { checkFormat, keyValues, objectVerb, parse, printJson, subcommands } from './common.ts';
 
 const USAGE = `usage: pier volume COMMAND
 
@@ -17,10 +17,7 @@ commands:
 `;
 
 export function volumeMain(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  return command(`volume ${sub ?? ''}`.trim(), USAGE, rest, async () => {
-    if (!sub || sub === '--help' || sub === '-h') { writeStdout(USAGE); return sub ? 0 : 1; }
-    const c = client();
+  return subcommands('volume', USAGE, argv, async (c, sub, rest) => {
     switch (sub) {
       case 'create': {
         const p = parse(rest, [{ name: 'label', short: 'l', value: true, multi: true }, { name: 'driver', short: 'd', value: true }], 'volume create');
@@ -41,26 +38,8 @@ export function volumeMain(argv: string[]): Promise<number> {
         else writeStdout(table([['DRIVER', 'VOLUME NAME'], ...vols.map((v) => [v.driver, v.name])]));
         return 0;
       }
-      case 'rm':
-      case 'remove': {
-        const p = parse(rest, [{ name: 'force', short: 'f' }], 'volume rm');
-        if (p.rest.length === 0) throw new PierError('give at least one volume');
-        for (const v of p.rest) { await c.json('DELETE', `/volumes/${q(v)}`); writeStdout(`${v}\n`); }
-        return 0;
-      }
-      case 'inspect': {
-        const p = parse(rest, [], 'volume inspect');
-        if (p.rest.length === 0) throw new PierError('give at least one volume');
-        printJson(await Promise.all(p.rest.map((v) => c.json('GET', `/volumes/${q(v)}`))));
-        return 0;
-      }
-      case 'prune': {
-        const r = await c.json<{ removed: string[] }>('POST', '/volumes/prune');
-        writeStdout(r.removed.map((n) => `Deleted volume ${n}\n`).join(''));
-        return 0;
-      }
       default:
-        throw new PierError(`unknown command ${JSON.stringify(sub)} (see pier volume --help)`);
+        return objectVerb(c, 'volume', sub, rest, [{ name: 'force', short: 'f' }]);
     }
   });
 }

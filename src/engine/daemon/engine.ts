@@ -560,23 +560,21 @@ export class Engine extends EventEmitter {
   }
 
   pause(ref: string): Promise<void> {
-    const id = this.get(ref).id;
-    return this.locked(id, async () => {
-      const rec = this.get(id);
-      if (rec.state.status !== 'running') throw conflict(`container ${rec.name} is not running`);
-      await this.driver(rec).pause(id);
-      rec.state.status = 'paused';
-      this.save(rec);
-    });
+    return this.freeze(ref, 'running', 'paused');
   }
 
   unpause(ref: string): Promise<void> {
+    return this.freeze(ref, 'paused', 'running');
+  }
+
+  /** pause (running → paused) or unpause (paused → running) through the runtime's freezer. */
+  private freeze(ref: string, from: 'running' | 'paused', to: 'running' | 'paused'): Promise<void> {
     const id = this.get(ref).id;
     return this.locked(id, async () => {
       const rec = this.get(id);
-      if (rec.state.status !== 'paused') throw conflict(`container ${rec.name} is not paused`);
-      await this.driver(rec).resume(id);
-      rec.state.status = 'running';
+      if (rec.state.status !== from) throw conflict(`container ${rec.name} is not ${from}`);
+      await (to === 'paused' ? this.driver(rec).pause(id) : this.driver(rec).resume(id));
+      rec.state.status = to;
       this.save(rec);
     });
   }
