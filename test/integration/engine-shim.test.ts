@@ -115,6 +115,8 @@ async function assertNothingLeft(cfg: ShimConfig, shimPid?: number) {
   if (shimPid) assert.ok(await gone(shimPid), `shim ${shimPid} exited`);
   assert.ok(!existsSync(join(cfg.runtimeRoot, cfg.id)), 'no runtime state dir');
   assert.deepEqual(cgroupDirsMatching(new RegExp(cfg.id)), [], 'no cgroup');
+  // the socket goes once the last client (the waiter that just heard the exit) hangs up
+  for (const end = Date.now() + 2000; existsSync(cfg.socket) && Date.now() < end;) await sleep(10);
   assert.ok(!existsSync(cfg.socket), 'socket removed');
   const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
     try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(cfg.id); } catch { return false; }
