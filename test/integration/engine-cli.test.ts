@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { get } from 'node:http';
+import { get, request } from 'node:http';
 import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,20 @@ function fetchText(url: string): Promise<{ status: number; body: string }> {
       res.on('data', (d) => { body += d; });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     }).on('error', reject);
+  });
+}
+
+/** One call to the test daemon's API, straight over its socket (no CLI start-up in the way). */
+function api(method: string, path: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(e.run, 'pier.sock'), method, path: `/v1/containers/${path}` }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body ? JSON.parse(body) : undefined) : reject(new Error(`${method} ${path}: ${res.statusCode} ${body}`))));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -268,6 +282,34 @@ describe('restart policies', () => {
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(e.inspect('again').state.restartCount, n, 'a stopped container stays stopped');
     e.ok(['rm', 'again']);
+  });
+
+  test('a stop or rm -f that lands while a restart is being started wins', async () => {
+    // The window is between the backoff timer firing (restartCount goes up, status still
+    // "restarting") and the new run being up; poll the daemon's API to land in it.
+    const netnsBefore = pierNetns();
+    for (const verb of ['stop', 'rm'] as const) {
+      e.ok(['run', '-d', '--name', 'cycle', '--restart', 'always', 'busybox', 'true']);
+      const count = (await api('GET', 'cycle')).state.restartCount as number;
+      let hit = false;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+        const st = (await api('GET', 'cycle')).state;
+        if (st.restartCount > count && st.status === 'restarting') { hit = true; break; }
+      }
+      assert.ok(hit, 'saw the restart begin');
+      if (verb === 'stop') {
+        await api('POST', 'cycle/stop?t=1');
+        assert.equal(e.inspect('cycle').state.status, 'exited');
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(e.inspect('cycle').state.status, 'exited', 'a stopped container stays stopped');
+        e.ok(['rm', 'cycle']);
+      } else {
+        await api('DELETE', 'cycle?force=1');
+        await new Promise((r) => setTimeout(r, 400));
+        assert.doesNotMatch(e.ok(['ps', '-a']), /cycle/);
+      }
+      assert.deepEqual(pierNetns(), netnsBefore, 'no netns left');
+    }
   });
 });
 

@@ -425,6 +425,8 @@ export class Engine extends EventEmitter {
         void this.locked(id, async () => {
           const cur = this.records.find(id);
           if (!cur || cur.state.status !== 'restarting') return;
+          // A stop that came after the timer fired but before this turn of the lock wins.
+          if (cur.state.manuallyStopped) { cur.state.status = 'exited'; this.save(cur); return; }
           cur.state.restartCount++;
           try {
             await this.startLocked(cur);
@@ -519,9 +521,10 @@ export class Engine extends EventEmitter {
     const rec = this.get(ref);
     const l = this.liveOf(rec.id);
     rec.state.manuallyStopped = true;
-    if (l.restartTimer) {
-      clearTimeout(l.restartTimer);
-      l.restartTimer = undefined;
+    if (l.restartTimer) { clearTimeout(l.restartTimer); l.restartTimer = undefined; }
+    if (rec.state.status === 'restarting') {
+      // The timer may have fired already, its start queued on the lock or under way: wait for that
+      // turn to settle, so what follows sees either a stopped record or a running one to stop.
       await this.locked(rec.id, async () => { if (rec.state.status === 'restarting') { rec.state.status = 'exited'; this.save(rec); } });
     }
     if (rec.state.status !== 'running' && rec.state.status !== 'paused') {
@@ -591,7 +594,9 @@ export class Engine extends EventEmitter {
       if (l.restartTimer) { clearTimeout(l.restartTimer); l.restartTimer = undefined; }
       rec.state.manuallyStopped = true;
       this.save(rec);
-      if (st !== 'restarting') {
+      // A restart whose timer already fired may be starting it: let that turn of the lock settle.
+      if (st === 'restarting') await this.locked(rec.id, async () => undefined);
+      if (rec.state.status === 'running' || rec.state.status === 'paused') {
         const exit = this.nextExit(rec);
         await this.driver(rec).kill(rec.id, 'SIGKILL').catch(() => undefined);
         await exit;
