@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
 import { pierRoot } from '../image/index.ts';
-import { isLoopbackHost, login } from '../registry/index.ts';
+import { isLoopbackHost, login, parseRegistryHost } from '../registry/index.ts';
 import { bool, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
 
@@ -38,9 +38,8 @@ export async function loginMain(argv: string[]): Promise<number> {
     debug = bool(p, 'debug');
     if (bool(p, 'help')) { writeStdout(USAGE); return 0; }
     if (p.rest.length !== 1) throw new PierError('login: give one registry host (see pier login --help)');
-    const host = p.rest[0].replace(/^https?:\/\//, '').replace(/\/+$/, '');
+    const host = parseRegistryHost(p.rest[0]);
     what = `login ${host}`;
-    if (!/^[A-Za-z0-9.\-[\]:]+$/.test(host)) throw new PierError(`${JSON.stringify(p.rest[0])} is not a registry host`);
     const username = str(p, 'username');
     if (!username) throw new PierError('give a user name with -u');
     let password = str(p, 'password');

@@ -15,7 +15,7 @@ containers (served by pierd, started on demand):
   ps, logs, exec, inspect, stats, top, port, cp
   network …, volume …, system df|prune, daemon
 images:
-  images, tag, rmi, pull, push, build, login
+  images, tag, rmi, pull, push, build, login, logout
 other:
   runtime …     the OCI runtime (same as pier-runtime; see pier runtime --help)
   image …       images: ls, inspect, rm, tag, import, export, history, bootstrap, prune (see pier image --help)
@@ -23,6 +23,7 @@ other:
   push …        push an image to a registry (see pier push --help)
   pull …        pull an image from a registry (see pier pull --help)
   login …       log in to a registry (see pier login --help)
+  logout HOST   forget the credentials stored for a registry
   registry …    an OCI distribution registry: serve, gc (see pier registry --help)
   version       print versions
 `;
@@ -42,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./pull.ts')).pullMain(rest);
     case 'login':
       return (await import('./login.ts')).loginMain(rest);
+    case 'logout':
+      return (await import('./logout.ts')).logoutMain(rest);
     case 'registry':
       return (await import('./registry.ts')).registryMain(rest);
     case 'run': return (await import('./engine/run.ts')).runMain(rest);

@@ -5,7 +5,7 @@
 import { isatty } from 'node:tty';
 import { writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
-import { ImageService } from '../image/index.ts';
+import { ImageService, parsePlatform } from '../image/index.ts';
 import { Progress, Puller, clientOptionsFor, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
 import { bool, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
@@ -13,6 +13,10 @@ import { reportError } from './report.ts';
 const USAGE = `usage: pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]
 
 flags:
+  --platform OS/ARCH[/VARIANT]
+                         take this platform from a multi-platform image (default: this host's)
+  --all-platforms        keep a multi-platform image whole: every platform's manifest and layers;
+                         the name then names the index (runs use this host's platform)
   --insecure             plain HTTP (loopback hosts always use plain HTTP)
   --tls-verify=false     same as --insecure
   -q, --quiet            print only the pulled digest
@@ -24,6 +28,8 @@ export async function pullMain(argv: string[]): Promise<number> {
   let what = 'pull';
   try {
     const p = parseFlags(argv, [
+      { name: 'platform', value: true },
+      { name: 'all-platforms' },
       { name: 'insecure' },
       { name: 'tls-verify', value: true },
       { name: 'quiet', short: 'q' },
@@ -38,11 +44,17 @@ export async function pullMain(argv: string[]): Promise<number> {
     what = `pull ${formatRemoteReference(src)}`;
     const tlsVerify = str(p, 'tls-verify');
     if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('pull: --tls-verify takes true or false');
+    const platformFlag = str(p, 'platform');
+    const platform = platformFlag === undefined ? undefined : parsePlatform(platformFlag);
+    const allPlatforms = bool(p, 'all-platforms');
+    if (platform && allPlatforms) throw new PierError('give --platform or --all-platforms, not both');
     const svc = new ImageService({ root: str(p, 'root') });
     const quiet = bool(p, 'quiet');
     const puller = new Puller(svc, src, {
       ...clientOptionsFor(svc.root, src.host, { insecure: bool(p, 'insecure') || tlsVerify === 'false' }),
       progress: new Progress({ tty: isatty(1), quiet }),
+      ...(platform ? { platform } : {}),
+      allPlatforms,
     });
     const r = await puller.pull();
     writeStdout(quiet ? `${r.digest}\n` : `${r.ref}: digest: ${r.digest}\n`);

@@ -22,6 +22,8 @@ import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 export * from './oci/types.ts';
 export { parseReference, formatReference, normalizeReference, isValidTag, type Reference } from './oci/reference.ts';
 export { parseManifest, parseIndex, parseConfig, validateDescriptor, manifestKind } from './oci/validate.ts';
+export { parsePlatform, formatPlatform, platformMatches, pickPlatform, platformsOf } from './oci/platform.ts';
+import { formatPlatform, pickPlatform, platformsOf } from './oci/platform.ts';
 export { ContentStore, Lease, type BlobInfo, type WriteResult, type Expected, type Ingest } from './store/content.ts';
 export { RefIndex, type RefEntry } from './store/refs.ts';
 export type { GcResult } from './store/gc.ts';
@@ -91,12 +93,6 @@ export interface InspectResult {
 
 export type BootstrapKind = 'busybox' | 'debian';
 export type BootstrapOptions = BusyboxOptions & DebianOptions & { ref?: string };
-
-function platformMatches(p: Platform | undefined, want: Platform): boolean {
-  if (!p) return false;
-  if (p.os !== want.os || p.architecture !== want.architecture) return false;
-  return !want.variant || !p.variant || p.variant === want.variant;
-}
 
 export class ImageService {
   readonly root: string;
@@ -226,14 +222,10 @@ export class ImageService {
       if (kind === 'manifest') return { descriptor: d, manifest: parseManifest(data, d.mediaType, `manifest ${d.digest}`) };
       const idx = parseIndex(data, d.mediaType, `index ${d.digest}`);
       const want = this.platform;
-      const child = idx.manifests.find((m) => platformMatches(m.platform, want)) ??
-        (idx.manifests.length === 1 && !idx.manifests[0].platform ? idx.manifests[0] : undefined);
-      if (!child) {
-        const has = idx.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : '?')).join(', ');
-        throw new PierError(`image ${JSON.stringify(ref)} has no manifest for ${want.os}/${want.architecture} (it has ${has || 'none'})`);
-      }
+      const child = pickPlatform(idx.manifests, want);
+      if (!child) throw new PierError(`image ${JSON.stringify(ref)} has no manifest for ${formatPlatform(want)} (it has ${platformsOf(idx.manifests)})`);
       if (!this.content.has(child.digest)) {
-        throw new PierError(`image ${JSON.stringify(ref)}: the ${want.os}/${want.architecture} manifest ${child.digest} is not in the store`);
+        throw new PierError(`image ${JSON.stringify(ref)}: the ${formatPlatform(want)} manifest ${child.digest} is not in the store`);
       }
       d = child;
     }
@@ -265,7 +257,7 @@ export class ImageService {
           ...base,
           created: img.config.created,
           size: await this.sizeOf(img.target, img.manifest, img.manifestDigest),
-          platform: `${img.config.os}/${img.config.architecture}${img.config.variant ? '/' + img.config.variant : ''}`,
+          platform: formatPlatform(img.config),
         });
       } catch (err) {
         out.push({ ...base, error: (err as Error).message });

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pierAsync } from '../helpers/pier.ts';
@@ -96,6 +96,20 @@ test('pier login, push and pull through the basic-auth registry', async () => {
   const denied = await pier(other, ['push', `${basicReg.host}/team/bb:1`, `${basicReg.host}/team/bb:2`]);
   assert.equal(denied.status, 1);
   assert.match(denied.stderr, /DENIED/);
+  // logout forgets bob's credentials: the same pull is now anonymous and refused
+  const out = await pier(other, ['logout', `http://${basicReg.host}/`]);
+  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.stdout, `Removing login credentials for ${basicReg.host}\n`);
+  assert.equal(JSON.parse(readFileSync(join(other, 'auth.json'), 'utf8')).auths[basicReg.host], undefined);
+  const anon = await pier(other, ['pull', `${basicReg.host}/team/bb:1`]);
+  assert.equal(anon.status, 1);
+  assert.match(anon.stderr, /UNAUTHORIZED|401/);
+  const again = await pier(other, ['logout', basicReg.host]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(again.stdout, `Not logged in to ${basicReg.host}\n`);
+  const bad = await pier(other, ['logout', 'no host!']);
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stderr, 'pier: logout: "no host!" is not a registry host\n');
 });
 
 test('token issuer: anonymous /v2/ gets a Bearer challenge naming the realm and service', async () => {

@@ -4,7 +4,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pierAsync } from '../helpers/pier.ts';
@@ -219,6 +220,87 @@ test('an index: its children are pushed first; a pull picks this platform and ta
   const wrong = await pier(byDigest, ['pull', `${proxy.host}/multi/bb@sha256:${'0'.repeat(64)}`]);
   assert.notEqual(wrong.status, 0);
   assert.equal(wrong.stderr.trim().split('\n').length, 1, wrong.stderr);
+});
+
+test('a multi-platform index: --all-platforms keeps it whole, --platform takes one, a missing platform is one line', async () => {
+  // A second, arm64 image: busybox's layer plus one of its own, and a config that says arm64/v8.
+  const svc = new ImageService({ root: rootA });
+  const amd = svc.refs.get('busybox:latest')!;
+  const amdManifest = JSON.parse((await svc.content.readBytes(amd.digest)).toString());
+  const dir = join(tmp, 'arm-layer');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'arm-only'), 'arm64\n');
+  const tar = spawnSync('tar', ['-cf', '-', '-C', dir, 'arm-only']).stdout;
+  const layer = { mediaType: MEDIA_TYPES.ociLayer, digest: digestOf(tar), size: tar.length };
+  const config = JSON.parse((await svc.content.readBytes(amdManifest.config.digest)).toString());
+  config.architecture = 'arm64';
+  config.variant = 'v8';
+  config.rootfs.diff_ids.push(layer.digest);
+  const put = async (bytes: Buffer, mediaType: string) => {
+    const d = { mediaType, digest: digestOf(bytes), size: bytes.length };
+    await svc.content.write(bytes, { digest: d.digest, size: d.size });
+    return d;
+  };
+  await put(tar, MEDIA_TYPES.ociLayer);
+  const cfg = await put(Buffer.from(JSON.stringify(config)), MEDIA_TYPES.ociConfig);
+  const arm = await put(Buffer.from(JSON.stringify({ ...amdManifest, config: cfg, layers: [...amdManifest.layers, layer] })), MEDIA_TYPES.ociManifest);
+  const index = await put(Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex,
+    manifests: [
+      { ...amd, platform: { os: 'linux', architecture: 'amd64' } },
+      { ...arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ],
+  })), MEDIA_TYPES.ociIndex);
+  await svc.refs.set('multi:2', index);
+  const name = `${proxy.host}/multi/all:2`;
+  const push = await pier(rootA, ['push', 'multi:2', name]);
+  assert.equal(push.status, 0, push.stderr);
+  const single = `${proxy.host}/multi/single:1`;
+  assert.equal((await pier(rootA, ['push', 'busybox:latest', single])).status, 0);
+
+  // --all-platforms: the name is the index; every platform's blobs are here; it pushes on whole
+  const whole = join(tmp, 'all-platforms');
+  const all = await pier(whole, ['pull', '--all-platforms', name]);
+  assert.equal(all.status, 0, all.stderr);
+  assert.match(all.stdout, new RegExp(`^${name}: digest: ${index.digest}$`, 'm'));
+  const w = new ImageService({ root: whole });
+  assert.equal(w.refs.get(name)?.digest, index.digest);
+  for (const d of [amd.digest, arm.digest, cfg.digest, layer.digest, ...amdManifest.layers.map((l: { digest: string }) => l.digest)]) assert.ok(w.content.has(d), d);
+  assert.equal((await w.resolve(name)).manifestDigest, amd.digest, 'runs use this host\'s platform');
+  const again = await pier(whole, ['push', name, `${proxy.host}/multi/copy:2`]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal((await new RegistryClient(proxy.host, { plainHttp: true }).getManifest('multi/copy', '2')).digest, index.digest);
+
+  // --platform: that platform's manifest is named and only its blobs come
+  const one = join(tmp, 'one-platform');
+  const armPull = await pier(one, ['pull', '--platform', 'linux/arm64', name]);
+  assert.equal(armPull.status, 0, armPull.stderr);
+  assert.match(armPull.stdout, new RegExp(`digest: ${arm.digest}`));
+  const o = new ImageService({ root: one });
+  assert.equal(o.refs.get(name)?.digest, arm.digest);
+  assert.ok(o.content.has(layer.digest));
+  assert.equal(o.content.has(amd.digest), false);
+  assert.equal((await o.list()).find((i) => i.ref === name)?.platform, 'linux/arm64/v8');
+
+  // what cannot be had: one line, nothing tagged, no layer fetched
+  const none = join(tmp, 'no-platform');
+  const gets = () => proxy.seen.filter((x) => x.method === 'GET' && x.path.includes('/blobs/')).length;
+  const g0 = gets();
+  const cases: [string[], RegExp][] = [
+    [['--platform', 'linux/s390x', name], /has no manifest for linux\/s390x \(it has linux\/amd64, linux\/arm64\/v8\)$/],
+    [['--platform', 'linux/arm64', single], /is linux\/amd64, not linux\/arm64$/],
+    [['--platform', 'arm64', name], /invalid platform "arm64": give os\/architecture\[\/variant\]/],
+    [['--platform', 'linux/arm64', '--all-platforms', name], /give --platform or --all-platforms, not both$/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await pier(none, ['pull', ...args]);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.match(r.stderr.trim(), re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.equal(gets() - g0, 1, 'only the lone manifest\'s config was fetched, to learn its platform');
+  const refs = existsSync(join(none, 'images', 'index.json')) ? JSON.parse(readFileSync(join(none, 'images', 'index.json'), 'utf8')).manifests : [];
+  assert.deepEqual(refs, [], 'nothing tagged');
 });
 
 test('a manifest naming a blob the registry lacks: the registry error code and message, one line', async () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseReference, normalizeReference, formatReference } from '../../src/image/oci/reference.ts';
 import { parseManifest, parseIndex, parseConfig, manifestKind } from '../../src/image/oci/validate.ts';
 import { parseDigest } from '../../src/common/digest.ts';
+import { formatPlatform, parsePlatform, pickPlatform, platformsOf } from '../../src/image/oci/platform.ts';
 
 const D = 'sha256:' + 'a'.repeat(64);
 const manifest = (over: Record<string, unknown> = {}) => JSON.stringify({
@@ -77,4 +78,20 @@ test('config validation: rootfs type and diff_ids matching the layers', () => {
   assert.throws(() => parseConfig(cfg({ os: '' })), /invalid config.os/);
   assert.throws(() => parseConfig(cfg({ config: { Env: 'PATH=/bin' } })), /invalid config.config.Env: must be an array of strings/);
   assert.throws(() => parseConfig(cfg({ history: [{ empty_layer: 'yes' }] })), /config.history\[0\].empty_layer/);
+});
+
+test('platforms: parsed from os/arch[/variant], matched with variants counting only when both name one', () => {
+  assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  assert.deepEqual(parsePlatform('linux/amd64'), { os: 'linux', architecture: 'amd64' });
+  for (const bad of ['arm64', 'linux/', 'linux/arm/v7/x', 'Linux/AMD64', '']) assert.throws(() => parsePlatform(bad), /invalid platform/, bad);
+  const d = (platform?: { os: string; architecture: string; variant?: string }) => ({ mediaType: 'm', digest: `sha256:${'a'.repeat(64)}`, size: 1, ...(platform ? { platform } : {}) });
+  const list = [d({ os: 'linux', architecture: 'amd64' }), d({ os: 'linux', architecture: 'arm', variant: 'v6' }), d({ os: 'linux', architecture: 'arm', variant: 'v7' })];
+  assert.equal(pickPlatform(list, parsePlatform('linux/arm/v7')), list[2]);
+  assert.equal(pickPlatform(list, parsePlatform('linux/arm')), list[1], 'no variant wanted: the first arm');
+  assert.equal(pickPlatform(list, parsePlatform('linux/s390x')), undefined);
+  const lone = [d()];
+  assert.equal(pickPlatform(lone, parsePlatform('linux/s390x')), lone[0], 'a lone entry without a platform stands for any');
+  assert.equal(pickPlatform([d(), d()], parsePlatform('linux/s390x')), undefined);
+  assert.equal(platformsOf(list), 'linux/amd64, linux/arm/v6, linux/arm/v7');
+  assert.equal(formatPlatform(undefined), '?');
 });

@@ -1,3 +1,4 @@
 export * from './types.ts';
 export * from './validate.ts';
 export * from './reference.ts';
+export * from './platform.ts';

@@ -1,5 +1,5 @@
 /** The registry client: push, pull, login against distribution-API registries. */
-export { parseRemoteReference, formatRemoteReference, isLoopbackHost, type RemoteReference } from './reference.ts';
+export { parseRemoteReference, formatRemoteReference, isLoopbackHost, parseRegistryHost, type RemoteReference } from './reference.ts';
 export { AuthStore, type Credentials } from './auth-store.ts';
 export { Transport, parseChallenge, type RequestOptions, type Response } from './transport.ts';
 export { RegistryClient, registryError, rangeEnd, MANIFEST_ACCEPT, type ClientOptions, type FetchedManifest } from './client.ts';

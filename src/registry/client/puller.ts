@@ -1,6 +1,6 @@
 /**
  * Pull an image from a registry into the local store: GET the manifest (OCI and Docker types
- * accepted), pick this host's platform from an index, fetch config and layers in parallel straight
+ * accepted), pick this host's platform (or the one asked for) from an index, or keep it whole, fetch config and layers in parallel straight
  * into the ContentStore with their expected digest and size (it verifies), skip blobs already
  * present, then tag `host/repository:tag` locally (pulled by digest alone: the name is
  * `host/repository@digest`, naming the pulled manifest or index).
@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { PierError } from '../../common/errors.ts';
-import { ImageService, manifestKind, parseIndex, parseManifest, type Descriptor, type Platform, type Lease } from '../../image/index.ts';
+import { ImageService, formatPlatform, manifestKind, parseConfig, parseIndex, parseManifest, pickPlatform, platformMatches, platformsOf, type Descriptor, type Platform, type Lease } from '../../image/index.ts';
 import { RegistryClient, type ClientOptions } from './client.ts';
 import { BlobSources } from './blob-sources.ts';
 import { Progress } from './progress.ts';
@@ -19,20 +19,23 @@ import { formatRemoteReference, type RemoteReference } from './reference.ts';
 export interface PullOptions extends ClientOptions {
   concurrency?: number;
   progress?: Progress;
+  /** the platform to take from an index (default: the store's, this host's); a lone manifest must be of it */
+  platform?: Platform;
+  /** keep an index whole: every platform's manifest and blobs, the local name on the index */
+  allPlatforms?: boolean;
 }
 
 export interface PullResult {
   /** the local name it is tagged under */
   ref: string;
-  /** digest of what the local name names: the platform's manifest when a tag names an index; the digest itself when pulled by digest */
+  /** digest of what the local name names: the platform's manifest when a tag names an index (the index with allPlatforms); the digest itself when pulled by digest */
   digest: string;
   blobs: { digest: string; size: number; action: 'exists' | 'pulled' }[];
 }
 
-function platformMatches(p: Platform | undefined, want: Platform): boolean {
-  if (!p || p.os !== want.os || p.architecture !== want.architecture) return false;
-  return !want.variant || !p.variant || p.variant === want.variant;
-}
+type Fetched = Awaited<ReturnType<RegistryClient['getManifest']>>;
+
+const MAX_INDEX_DEPTH = 8;
 
 export class Puller {
   readonly svc: ImageService;
@@ -57,55 +60,97 @@ export class Puller {
     }
   }
 
+  private kind(m: Fetched): 'index' | 'manifest' {
+    return manifestKind(m.bytes, m.mediaType, `manifest ${m.digest}`);
+  }
+
+  /** Every image manifest under an index (nested indexes followed), and the indexes on the way. */
+  private async wholeTree(top: Fetched): Promise<{ manifests: Fetched[]; indexes: Fetched[] }> {
+    const manifests: Fetched[] = [];
+    const indexes: Fetched[] = [];
+    const visit = async (m: Fetched, depth: number): Promise<void> => {
+      if (this.kind(m) === 'manifest') { manifests.push(m); return; }
+      if (depth >= MAX_INDEX_DEPTH) throw new PierError(`image index nesting deeper than ${MAX_INDEX_DEPTH}`);
+      indexes.push(m);
+      const idx = parseIndex(m.bytes, m.mediaType, `index ${m.digest}`);
+      const children = await mapLimit(idx.manifests, this.opts.concurrency ?? 4, (c) => this.client.getManifest(this.src.repository, c.digest));
+      for (const c of children) await visit(c, depth + 1);
+    };
+    await visit(top, 0);
+    return { manifests, indexes };
+  }
+
+  /** The wanted platform's manifest under an index, and the indexes on the way to it. */
+  private async onePlatform(top: Fetched, want: Platform): Promise<{ manifest: Fetched; indexes: Fetched[] }> {
+    const indexes: Fetched[] = [];
+    let m = top;
+    while (this.kind(m) === 'index') {
+      if (indexes.length >= MAX_INDEX_DEPTH) throw new PierError(`image index nesting deeper than ${MAX_INDEX_DEPTH}`);
+      indexes.push(m);
+      const idx = parseIndex(m.bytes, m.mediaType, `index ${m.digest}`);
+      const child = pickPlatform(idx.manifests, want);
+      if (!child) throw new PierError(`${formatRemoteReference(this.src)} has no manifest for ${formatPlatform(want)} (it has ${platformsOf(idx.manifests)})`);
+      m = await this.client.getManifest(this.src.repository, child.digest);
+    }
+    return { manifest: m, indexes };
+  }
+
   private async pullImage(): Promise<PullResult> {
     const { repository: repo, tag, digest } = this.src;
     if (tag === undefined && digest === undefined) throw new PierError(`${formatRemoteReference(this.src)}: give a tag or a digest`);
-    let m = await this.client.getManifest(repo, (digest ?? tag)!);
-    // pulled by digest alone, the local name is `host/repo@digest` and names what that digest names
-    // (an index is kept too, so the name resolves to this platform's image through it)
-    const top = m;
-    for (let depth = 0; manifestKind(m.bytes, m.mediaType, `manifest ${m.digest}`) === 'index'; depth++) {
-      if (depth >= 8) throw new PierError(`image index nesting deeper than 8`);
-      const idx = parseIndex(m.bytes, m.mediaType, `index ${m.digest}`);
-      const want = this.svc.platform;
-      const child = idx.manifests.find((c) => platformMatches(c.platform, want)) ??
-        (idx.manifests.length === 1 && !idx.manifests[0].platform ? idx.manifests[0] : undefined);
-      if (!child) throw new PierError(`${formatRemoteReference(this.src)} has no manifest for ${want.os}/${want.architecture}`);
-      m = await this.client.getManifest(repo, child.digest);
+    const top = await this.client.getManifest(repo, (digest ?? tag)!);
+    const want = this.opts.platform ?? this.svc.platform;
+    // What to fetch, and what the local name points at: with allPlatforms the index itself; by
+    // digest alone what that digest names (an index is kept, so the name resolves through it to
+    // this platform's image); by tag the platform's manifest.
+    let manifests: Fetched[];
+    let indexes: Fetched[];
+    let named: Fetched;
+    if (this.opts.allPlatforms) {
+      ({ manifests, indexes } = await this.wholeTree(top));
+      named = top;
+    } else {
+      const one = await this.onePlatform(top, want);
+      manifests = [one.manifest];
+      indexes = tag === undefined ? one.indexes : [];
+      named = tag === undefined ? top : one.manifest;
     }
-    const manifest = parseManifest(m.bytes, m.mediaType, `manifest ${m.digest}`);
+    const parsed = manifests.map((m) => parseManifest(m.bytes, m.mediaType, `manifest ${m.digest}`));
     const content = this.svc.content;
     content.init();
     const lease = content.newLease();
     const blobs: PullResult['blobs'] = [];
     const sources = new BlobSources(this.svc.root);
-    try {
-      const all = [manifest.config, ...manifest.layers].filter((b) => !b.urls?.length);
-      const unique = [...new Map(all.map((b) => [b.digest, b])).values()];
-      await mapLimit(unique, this.opts.concurrency ?? 4, async (b) => {
-        lease.add(b.digest);
-        sources.add(this.src.host, repo, b.digest);
-        if (content.has(b.digest)) {
-          blobs.push({ digest: b.digest, size: b.size, action: 'exists' });
-          this.progress.finish(b.digest, 'exists', b.size);
-          return;
-        }
-        await this.fetchBlob(b, lease);
-        blobs.push({ digest: b.digest, size: b.size, action: 'pulled' });
-        this.progress.finish(b.digest, 'pulled', b.size);
-      });
-      lease.add(m.digest);
-      await content.write(m.bytes, { digest: m.digest, size: m.bytes.length }, lease);
-      let ref: string;
-      let descriptor: Descriptor;
-      if (tag !== undefined) {
-        ref = `${this.src.host}/${repo}:${tag}`;
-        descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-      } else {
-        if (top !== m) await content.write(top.bytes, { digest: top.digest, size: top.bytes.length }, lease);
-        ref = `${this.src.host}/${repo}@${top.digest}`;
-        descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+    const fetchAll = (list: Descriptor[]) => mapLimit(list, this.opts.concurrency ?? 4, async (b) => {
+      lease.add(b.digest);
+      sources.add(this.src.host, repo, b.digest);
+      if (content.has(b.digest)) {
+        blobs.push({ digest: b.digest, size: b.size, action: 'exists' });
+        this.progress.finish(b.digest, 'exists', b.size);
+        return;
       }
+      await this.fetchBlob(b, lease);
+      blobs.push({ digest: b.digest, size: b.size, action: 'pulled' });
+      this.progress.finish(b.digest, 'pulled', b.size);
+    });
+    try {
+      if (this.opts.platform && top === manifests[0]) {
+        // A lone manifest asked for by platform: its config says which it is; check before the layers.
+        const config = parsed[0].config;
+        await fetchAll([config]);
+        const c = parseConfig(await content.readBytes(config.digest), parsed[0], `config ${config.digest}`);
+        const got = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) };
+        if (!platformMatches(got, want)) throw new PierError(`${formatRemoteReference(this.src)} is ${formatPlatform(got)}, not ${formatPlatform(want)}`);
+      }
+      const all = parsed.flatMap((m) => [m.config, ...m.layers]).filter((b) => !b.urls?.length);
+      await fetchAll([...new Map(all.map((b) => [b.digest, b])).values()]);
+      // manifests before the indexes that name them, so nothing is ever named before it is whole
+      for (const m of [...manifests, ...indexes.reverse()]) {
+        lease.add(m.digest);
+        await content.write(m.bytes, { digest: m.digest, size: m.bytes.length }, lease);
+      }
+      const ref = tag !== undefined ? `${this.src.host}/${repo}:${tag}` : `${this.src.host}/${repo}@${top.digest}`;
+      const descriptor: Descriptor = { mediaType: named.mediaType, digest: named.digest, size: named.bytes.length };
       await this.svc.refs.set(ref, descriptor);
       return { ref, digest: descriptor.digest, blobs };
     } finally {

@@ -33,3 +33,10 @@ export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
+
+/** A registry host as a user types it to login/logout (`https://` and trailing slashes dropped). */
+export function parseRegistryHost(input: string): string {
+  const host = input.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  if (!/^[A-Za-z0-9.\-[\]:]+$/.test(host)) throw new PierError(`${JSON.stringify(input)} is not a registry host`);
+  return host;
+}
