@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import { writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
 import { pierRoot } from '../image/index.ts';
-import { isLoopbackHost, login, parseRegistryHost } from '../registry/index.ts';
+import { login, parseRegistryHost } from '../registry/index.ts';
 import { bool, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
+import { REGISTRY_FLAGS, REGISTRY_USAGE, registryOptions } from './registry-flags.ts';
 
 const USAGE = `usage: pier login [flags] HOST[:PORT]
 
@@ -16,9 +17,7 @@ flags:
   -u, --username USER    user name
   -p, --password PASS    password (visible in the process list: prefer --password-stdin)
   --password-stdin       read the password from stdin
-  --insecure             plain HTTP (loopback hosts always use plain HTTP)
-  --tls-verify=false     same as --insecure
-  --root DIR             state root (default $PIER_ROOT, else /var/lib/pier)
+${REGISTRY_USAGE}  --root DIR             state root (default $PIER_ROOT, else /var/lib/pier)
 `;
 
 export async function loginMain(argv: string[]): Promise<number> {
@@ -29,8 +28,7 @@ export async function loginMain(argv: string[]): Promise<number> {
       { name: 'username', short: 'u', value: true },
       { name: 'password', short: 'p', value: true },
       { name: 'password-stdin' },
-      { name: 'insecure' },
-      { name: 'tls-verify', value: true },
+      ...REGISTRY_FLAGS,
       { name: 'root', value: true },
       { name: 'debug' },
       { name: 'help', short: 'h' },
@@ -48,10 +46,9 @@ export async function loginMain(argv: string[]): Promise<number> {
       password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
     }
     if (password === undefined) throw new PierError('give a password with -p or --password-stdin');
-    const tlsVerify = str(p, 'tls-verify');
-    if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('--tls-verify takes true or false');
-    const plainHttp = bool(p, 'insecure') || tlsVerify === 'false' || isLoopbackHost(host);
-    await login(str(p, 'root') ?? pierRoot(), host, { username, password }, { plainHttp });
+    const root = str(p, 'root') ?? pierRoot();
+    const { credentials: _stored, ...opts } = registryOptions(p, root, host);
+    await login(root, host, { username, password }, opts);
     writeStdout('Login Succeeded\n');
     return 0;
   } catch (err) {

@@ -6,9 +6,10 @@ import { isatty } from 'node:tty';
 import { writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
 import { ImageService, parsePlatform } from '../image/index.ts';
-import { Progress, Puller, clientOptionsFor, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
+import { Progress, Puller, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
 import { bool, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
+import { REGISTRY_FLAGS, REGISTRY_USAGE, registryOptions } from './registry-flags.ts';
 
 const USAGE = `usage: pier pull [flags] HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]
 
@@ -17,9 +18,7 @@ flags:
                          take this platform from a multi-platform image (default: this host's)
   --all-platforms        keep a multi-platform image whole: every platform's manifest and layers;
                          the name then names the index (runs use this host's platform)
-  --insecure             plain HTTP (loopback hosts always use plain HTTP)
-  --tls-verify=false     same as --insecure
-  -q, --quiet            print only the pulled digest
+${REGISTRY_USAGE}  -q, --quiet            print only the pulled digest
   --root DIR             state root (default $PIER_ROOT, else /var/lib/pier)
 `;
 
@@ -30,8 +29,7 @@ export async function pullMain(argv: string[]): Promise<number> {
     const p = parseFlags(argv, [
       { name: 'platform', value: true },
       { name: 'all-platforms' },
-      { name: 'insecure' },
-      { name: 'tls-verify', value: true },
+      ...REGISTRY_FLAGS,
       { name: 'quiet', short: 'q' },
       { name: 'root', value: true },
       { name: 'debug' },
@@ -42,8 +40,6 @@ export async function pullMain(argv: string[]): Promise<number> {
     if (p.rest.length !== 1) throw new PierError('pull: give one image reference (see pier pull --help)');
     const src = parseRemoteReference(p.rest[0]);
     what = `pull ${formatRemoteReference(src)}`;
-    const tlsVerify = str(p, 'tls-verify');
-    if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('pull: --tls-verify takes true or false');
     const platformFlag = str(p, 'platform');
     const platform = platformFlag === undefined ? undefined : parsePlatform(platformFlag);
     const allPlatforms = bool(p, 'all-platforms');
@@ -51,7 +47,7 @@ export async function pullMain(argv: string[]): Promise<number> {
     const svc = new ImageService({ root: str(p, 'root') });
     const quiet = bool(p, 'quiet');
     const puller = new Puller(svc, src, {
-      ...clientOptionsFor(svc.root, src.host, { insecure: bool(p, 'insecure') || tlsVerify === 'false' }),
+      ...registryOptions(p, svc.root, src.host),
       progress: new Progress({ tty: isatty(1), quiet }),
       ...(platform ? { platform } : {}),
       allPlatforms,

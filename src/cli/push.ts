@@ -6,17 +6,16 @@ import { isatty } from 'node:tty';
 import { writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
 import { ImageService } from '../image/index.ts';
-import { Progress, Pusher, clientOptionsFor, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
+import { Progress, Pusher, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
 import { bool, int, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
+import { REGISTRY_FLAGS, REGISTRY_USAGE, registryOptions } from './registry-flags.ts';
 
 const USAGE = `usage: pier push [flags] IMAGE [HOST[:PORT]/REPOSITORY[:TAG]]
 
 flags:
   --chunk-size BYTES     upload blobs larger than this in PATCH chunks of this size (resumable)
-  --insecure             plain HTTP (loopback hosts always use plain HTTP)
-  --tls-verify=false     same as --insecure
-  -q, --quiet            print only the pushed digest
+${REGISTRY_USAGE}  -q, --quiet            print only the pushed digest
   --root DIR             state root (default $PIER_ROOT, else /var/lib/pier)
 `;
 
@@ -26,8 +25,7 @@ export async function pushMain(argv: string[]): Promise<number> {
   try {
     const p = parseFlags(argv, [
       { name: 'chunk-size', value: true },
-      { name: 'insecure' },
-      { name: 'tls-verify', value: true },
+      ...REGISTRY_FLAGS,
       { name: 'quiet', short: 'q' },
       { name: 'root', value: true },
       { name: 'debug' },
@@ -41,13 +39,11 @@ export async function pushMain(argv: string[]): Promise<number> {
     what = `push ${formatRemoteReference(dest)}`;
     const chunkSize = int(p, 'chunk-size', 'push');
     if (chunkSize !== undefined && chunkSize < 1) throw new PierError('push: --chunk-size must be at least 1');
-    const tlsVerify = str(p, 'tls-verify');
-    if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('push: --tls-verify takes true or false');
     const svc = new ImageService({ root: str(p, 'root') });
     const quiet = bool(p, 'quiet');
     const progress = new Progress({ tty: isatty(1), quiet });
     const pusher = new Pusher(svc, dest, {
-      ...clientOptionsFor(svc.root, dest.host, { insecure: bool(p, 'insecure') || tlsVerify === 'false' }),
+      ...registryOptions(p, svc.root, dest.host),
       chunkSize, progress,
     });
     const r = await pusher.push(source);

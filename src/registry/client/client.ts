@@ -7,6 +7,7 @@ import { PierError } from '../../common/errors.ts';
 import { digestOf } from '../../common/digest.ts';
 import { MEDIA_TYPES } from '../../image/index.ts';
 import { Transport, type Response } from './transport.ts';
+import type { TlsMaterial } from './certs.ts';
 import type { Credentials } from './auth-store.ts';
 import type { FileBody } from './native-io.ts';
 
@@ -23,6 +24,8 @@ export interface FetchedManifest {
 export interface ClientOptions {
   plainHttp: boolean;
   credentials?: Credentials;
+  /** CAs and a client certificate for HTTPS (certs.d) */
+  tls?: TlsMaterial;
 }
 
 /** A one-line error from a registry answer: the first `{"errors":[{code,message}]}` entry, else the status. */

@@ -10,3 +10,4 @@ export { Puller, type PullOptions, type PullResult } from './puller.ts';
 export { mapLimit } from './limit.ts';
 export { login } from './login.ts';
 export { clientOptionsFor } from './options.ts';
+export { SYSTEM_CERTS_D, certDirsFor, loadTlsMaterial, type TlsMaterial } from './certs.ts';

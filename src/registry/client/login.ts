@@ -1,9 +1,9 @@
 /** Log in: check the credentials against `/v2/` of the registry, then store them. */
 import { AuthStore, type Credentials } from './auth-store.ts';
-import { RegistryClient } from './client.ts';
+import { RegistryClient, type ClientOptions } from './client.ts';
 
-export async function login(root: string, host: string, creds: Credentials, opts: { plainHttp: boolean }): Promise<void> {
-  const client = new RegistryClient(host, { plainHttp: opts.plainHttp, credentials: creds });
+export async function login(root: string, host: string, creds: Credentials, opts: Omit<ClientOptions, 'credentials'>): Promise<void> {
+  const client = new RegistryClient(host, { ...opts, credentials: creds });
   try {
     await client.ping();
   } finally {

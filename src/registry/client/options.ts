@@ -1,8 +1,14 @@
-/** Client options for a host: plain HTTP for loopback or when asked, credentials from auth.json. */
+/**
+ * Client options for a host: credentials from auth.json; TLS material from certs.d (certs.ts);
+ * plain HTTP when asked, or for a loopback host unless TLS material is set up for it.
+ */
 import { AuthStore } from './auth-store.ts';
+import { certDirsFor, loadTlsMaterial } from './certs.ts';
 import { isLoopbackHost } from './reference.ts';
 import type { ClientOptions } from './client.ts';
 
-export function clientOptionsFor(root: string, host: string, opts: { insecure?: boolean } = {}): ClientOptions {
-  return { plainHttp: opts.insecure === true || isLoopbackHost(host), credentials: new AuthStore(root).get(host) };
+export function clientOptionsFor(root: string, host: string, opts: { insecure?: boolean; certDir?: string } = {}): ClientOptions {
+  const tls = opts.certDir !== undefined ? loadTlsMaterial([opts.certDir], { explicit: true }) : loadTlsMaterial(certDirsFor(root, host));
+  const plainHttp = opts.insecure === true || (isLoopbackHost(host) && !tls);
+  return { plainHttp, credentials: new AuthStore(root).get(host), ...(tls && !plainHttp ? { tls } : {}) };
 }

@@ -7,8 +7,10 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
 import { PierError } from '../../common/errors.ts';
 import type { Credentials } from './auth-store.ts';
+import { SYSTEM_CERTS_D, type TlsMaterial } from './certs.ts';
 import { isFileBody, sendFileBody, type FileBody } from './native-io.ts';
 
 /** A request body: bytes, a stream factory (called again when the request is re-sent), or a file range. */
@@ -56,6 +58,9 @@ export function parseChallenge(header: string): Challenge | undefined {
   return { scheme: m[1].toLowerCase(), params };
 }
 
+/** Node's codes for a certificate the client could not verify. */
+const TLS_TRUST_ERRORS = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/;
+
 export class Transport {
   readonly base: URL;
   readonly host: string;
@@ -66,11 +71,34 @@ export class Transport {
   /** this transport's own connections, so close() ends them and the process can exit at once */
   private readonly agent: HttpAgent;
 
-  constructor(host: string, opts: { plainHttp: boolean; credentials?: Credentials }) {
+  constructor(host: string, opts: { plainHttp: boolean; credentials?: Credentials; tls?: TlsMaterial }) {
     this.host = host;
     this.base = new URL(`${opts.plainHttp ? 'http' : 'https'}://${host}/`);
     this.creds = opts.credentials;
-    this.agent = opts.plainHttp ? new HttpAgent({ keepAlive: true, maxSockets: 16 }) : new HttpsAgent({ keepAlive: true, maxSockets: 16 });
+    const tls = opts.tls;
+    this.tlsDirs = tls?.dirs ?? [];
+    this.agent = opts.plainHttp ? new HttpAgent({ keepAlive: true, maxSockets: 16 }) : new HttpsAgent({
+      keepAlive: true,
+      maxSockets: 16,
+      // `ca` replaces Node's roots, so the system's go in too: certs.d adds trust, it does not narrow it
+      ...(tls?.ca.length ? { ca: [...rootCertificates, ...tls.ca] } : {}),
+      ...(tls?.cert ? { cert: tls.cert, key: tls.key } : {}),
+    });
+  }
+
+  private readonly tlsDirs: string[];
+
+  /** One line for a failed request; a TLS failure says where trust comes from. */
+  private failure(method: string, url: URL, err: NodeJS.ErrnoException): PierError {
+    const what = `${method} ${url.origin}${url.pathname}`;
+    if (url.protocol === 'https:' && TLS_TRUST_ERRORS.test(err.code ?? '')) {
+      const where = this.tlsDirs.length ? `the CAs in ${this.tlsDirs.join(', ')} do not vouch for it` : `put its CA in ${SYSTEM_CERTS_D}/${url.host}/ca.crt or pass --cert-dir`;
+      return new PierError(`${what}: the server's TLS certificate is not trusted (${err.message}): ${where}`, { cause: err });
+    }
+    if (url.protocol === 'https:' && err.code === 'EPROTO' && /wrong version number|packet length too long/i.test(err.message)) {
+      return new PierError(`${what}: the server does not speak TLS (use --insecure for plain HTTP)`, { cause: err });
+    }
+    return new PierError(`${what}: ${err.message}`, { cause: err });
   }
 
   /** Close every connection (idle or still sending a body the server did not wait for). */
@@ -180,7 +208,7 @@ export class Transport {
           discard: async () => { msg.resume(); if (!msg.readableEnded) await new Promise<void>((r) => { msg.on('end', r); msg.on('error', () => r()); msg.on('close', r); }); },
         });
       });
-      req.on('error', (err) => reject(new PierError(`${opts.method} ${url.origin}${url.pathname}: ${(err as Error).message}`, { cause: err })));
+      req.on('error', (err) => reject(this.failure(opts.method, url, err)));
       if (!body) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
       else if (isFileBody(body)) sendFileBody(req, body);
