@@ -34,6 +34,30 @@ test('a write stores verified content under blobs/sha256 and leaves nothing in i
   } finally { cleanup(dir); }
 });
 
+test('a stream of small, batch-filling and large chunks is written in order, byte for byte', async () => {
+  const { dir, cs } = store();
+  try {
+    // sizes chosen to fill a 1 MiB batch exactly, overflow it, and bypass it, the chunk buffers reused
+    const sizes = [16384, 1048576 - 16384, 1, 65536, 3 << 20, 7, 1048576, 16384, 999_999, 2];
+    const data = Buffer.alloc(sizes.reduce((a, b) => a + b, 0));
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+    async function* chunks() {
+      let off = 0;
+      const reuse = Buffer.alloc(4 << 20);
+      for (const n of sizes) {
+        // a producer that reuses its buffer, as stream sources may once a chunk is consumed
+        data.copy(reuse, 0, off, off + n);
+        yield reuse.subarray(0, n);
+        off += n;
+      }
+    }
+    const r = await cs.write(chunks(), { digest: sha(data), size: data.length });
+    assert.equal(r.digest, sha(data));
+    assert.ok(readFileSync(cs.blobPath(r.digest)).equals(data));
+    assert.deepEqual(readdirSync(cs.ingestDir), []);
+  } finally { cleanup(dir); }
+});
+
 test('an ingest written by someone else: commit checks the digest and size it is told, abort leaves nothing', async () => {
   const { dir, cs } = store();
   try {

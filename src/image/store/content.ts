@@ -175,11 +175,13 @@ export class ContentStore {
     let size = 0;
     let tmp: string | undefined;
     let fh: FileHandle | undefined;
+    let out: BatchedWriter | undefined;
     try {
       if (!present) {
         mkdirSync(this.ingestDir, { recursive: true });
         tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
         fh = await open(tmp, 'wx', 0o644);
+        out = new BatchedWriter(fh);
       }
       for await (const c of chunks) {
         const b = typeof c === 'string' ? Buffer.from(c) : c;
@@ -188,11 +190,9 @@ export class ContentStore {
         if (expected.size !== undefined && size > expected.size) {
           throw new PierError(`blob ${expected.digest ?? '(content)'} is larger than its declared size ${expected.size}`);
         }
-        if (fh) {
-          let off = 0;
-          while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
-        }
+        if (out) await out.add(b);
       }
+      await out?.end();
       const digest = `${algorithm}:${h.digest('hex')}`;
       if (expected.digest !== undefined && digest !== expected.digest) {
         throw new PierError(`blob ${expected.digest} does not match its content (got ${digest})`);
@@ -209,6 +209,7 @@ export class ContentStore {
       tmp = undefined;
       return { digest, size, existed: done };
     } finally {
+      await out?.settle();
       if (fh) await fh.close().catch(() => {});
       if (tmp) await unlink(tmp).catch(() => {});
     }
@@ -333,5 +334,70 @@ function syncDir(dir: string): void {
     fsyncSync(fd);
   } catch { /* some filesystems refuse fsync on directories; the rename is still atomic */ } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Writes a stream's chunks to a file in 1 MiB batches, one write in flight while the next batch
+ * fills: a TLS or gzip stream yields 16–64 KiB chunks, and one awaited thread-pool write per
+ * chunk set the pace of a pull over HTTPS (193 MB/s for 4 × 128 MiB layers, before).
+ */
+class BatchedWriter {
+  private static readonly BATCH = 1 << 20;
+  private fill: Buffer | undefined;
+  private used = 0;
+  private spare: Buffer | undefined;
+  private inFlight: Promise<void> | undefined;
+  private failed: unknown;
+  private readonly fh: FileHandle;
+
+  constructor(fh: FileHandle) {
+    this.fh = fh;
+  }
+
+  async add(b: Uint8Array): Promise<void> {
+    if (b.length >= BatchedWriter.BATCH) {
+      // big enough to go as it is (after what came before it)
+      await this.flush();
+      await this.settle(true);
+      await this.writeAll(b);
+      return;
+    }
+    if (this.fill && this.used + b.length > this.fill.length) await this.flush();
+    if (!this.fill) {
+      this.fill = this.spare ?? Buffer.allocUnsafe(BatchedWriter.BATCH);
+      this.spare = undefined;
+    }
+    this.fill.set(b, this.used);
+    this.used += b.length;
+  }
+
+  /** Everything written; throws the first write error. */
+  async end(): Promise<void> {
+    await this.flush();
+    await this.settle(true);
+  }
+
+  /** Wait for the write in flight; with `rethrow`, surface its error. */
+  async settle(rethrow = false): Promise<void> {
+    await this.inFlight;
+    this.inFlight = undefined;
+    if (rethrow && this.failed !== undefined) throw this.failed;
+  }
+
+  /** Hand the filled batch to a write, once the previous one is done (its buffer becomes the spare). */
+  private async flush(): Promise<void> {
+    if (!this.fill || this.used === 0) return;
+    const buf = this.fill;
+    const n = this.used;
+    this.fill = undefined;
+    this.used = 0;
+    await this.settle(true);
+    this.inFlight = this.writeAll(buf.subarray(0, n)).then(() => { this.spare = buf; }, (err: unknown) => { this.failed = err; });
+  }
+
+  private async writeAll(b: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < b.length) off += (await this.fh.write(b, off, b.length - off)).bytesWritten;
   }
 }
