@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pierAsync } from '../helpers/pier.ts';
@@ -110,6 +110,48 @@ test('pier login, push and pull through the basic-auth registry', async () => {
   const bad = await pier(other, ['logout', 'no host!']);
   assert.equal(bad.status, 1);
   assert.equal(bad.stderr, 'pier: logout: "no host!" is not a registry host\n');
+});
+
+test('a credential helper named in auth.json keeps the credentials: login stores, pull gets, logout erases', async () => {
+  // A helper speaking docker-credential-helpers' protocol, keeping each host's JSON in a file.
+  const bin = join(tmp, 'helper-bin');
+  const store = join(tmp, 'helper-store');
+  mkdirSync(bin);
+  mkdirSync(store);
+  writeFileSync(join(bin, 'docker-credential-piertest'), `#!/bin/sh
+read_host() { read -r host; printf '%s' "$host" | tr ':/' '__'; }
+case "$1" in
+  store) json=$(cat); host=$(printf '%s' "$json" | sed -n 's/.*"ServerURL":"\\([^"]*\\)".*/\\1/p' | tr ':/' '__'); printf '%s' "$json" > "${store}/$host" ;;
+  get) f="${store}/$(read_host)"; if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) rm "${store}/$(read_host)" ;;
+  *) echo "unknown verb $1" >&2; exit 2 ;;
+esac
+`, { mode: 0o755 });
+  const user = join(tmp, 'helper-user');
+  mkdirSync(user);
+  writeFileSync(join(user, 'auth.json'), JSON.stringify({ credHelpers: { [basicReg.host]: 'piertest' } }));
+  const path = process.env.PATH;
+  process.env.PATH = `${bin}:${path}`;
+  try {
+    const l = await pier(user, ['login', basicReg.host, '-u', 'bob', '-p', 'bob-pw']);
+    assert.equal(l.status, 0, l.stderr);
+    const kept = JSON.parse(readFileSync(join(store, basicReg.host.replace(':', '_')), 'utf8'));
+    assert.deepEqual(kept, { ServerURL: basicReg.host, Username: 'bob', Secret: 'bob-pw' });
+    assert.deepEqual(JSON.parse(readFileSync(join(user, 'auth.json'), 'utf8')), { credHelpers: { [basicReg.host]: 'piertest' } }, 'no password in auth.json');
+    const pull = await pier(user, ['pull', `${basicReg.host}/team/bb:1`]);
+    assert.equal(pull.status, 0, pull.stderr);
+    const out = await pier(user, ['logout', basicReg.host]);
+    assert.equal(out.stdout, `Removing login credentials for ${basicReg.host}\n`);
+    assert.deepEqual(readdirSync(store), []);
+    assert.equal((await pier(user, ['logout', basicReg.host])).stdout, `Not logged in to ${basicReg.host}\n`);
+    // credsStore names one helper for every host; a missing helper is one line
+    writeFileSync(join(user, 'auth.json'), JSON.stringify({ credsStore: 'nosuchhelper' }));
+    const missing = await pier(user, ['pull', `${basicReg.host}/team/bb:1`]);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /^pier: pull .*: credential helper docker-credential-nosuchhelper is not on PATH \(auth\.json names it\)\n$/);
+  } finally {
+    process.env.PATH = path;
+  }
 });
 
 test('token issuer: anonymous /v2/ gets a Bearer challenge naming the realm and service', async () => {
