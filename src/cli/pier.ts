@@ -15,7 +15,7 @@ containers (served by pierd, started on demand):
   ps, logs, exec, inspect, stats, top, port, cp
   network …, volume …, system df|prune, daemon
 images:
-  images, tag, rmi, pull, push, build, login, logout
+  images, tag, rmi, pull, push, build, login, logout, manifest …
 other:
   runtime …     the OCI runtime (same as pier-runtime; see pier runtime --help)
   image …       images: ls, inspect, rm, tag, import, export, history, bootstrap, prune (see pier image --help)
@@ -24,6 +24,7 @@ other:
   pull …        pull an image from a registry (see pier pull --help)
   login …       log in to a registry (see pier login --help)
   logout HOST   forget the credentials stored for a registry
+  manifest …    multi-platform images: create, add, inspect, push, rm (see pier manifest --help)
   registry …    an OCI distribution registry: serve, gc (see pier registry --help)
   version       print versions
 `;
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./pull.ts')).pullMain(rest);
     case 'login':
       return (await import('./login.ts')).loginMain(rest);
+    case 'manifest':
+      return (await import('./manifest.ts')).manifestMain(rest);
     case 'logout':
       return (await import('./logout.ts')).logoutMain(rest);
     case 'registry':

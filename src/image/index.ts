@@ -9,7 +9,7 @@ import { ContentStore } from './store/content.ts';
 import { RefIndex, type RefEntry } from './store/refs.ts';
 import { collectGarbage, type GcResult } from './store/gc.ts';
 import { reachable } from './store/walk.ts';
-import { ANNOTATIONS, INDEX_MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci/types.ts';
+import { ANNOTATIONS, INDEX_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci/types.ts';
 import { manifestKind, parseConfig, parseIndex, parseManifest } from './oci/validate.ts';
 import { formatReference, parseReference } from './oci/reference.ts';
 import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions, type ImportedImage } from './transfer/index.ts';
@@ -308,6 +308,40 @@ export class ImageService {
     const name = formatReference(d);
     await this.refs.set(name, target, async () => { await reachable(this.content, target, { requirePresent: true }); });
     return name;
+  }
+
+  /**
+   * A multi-platform image of local images (`pier manifest create/add`): an OCI index naming each
+   * image's manifest with the platform its config gives, tagged `name`. With `amend`, an index
+   * `name` already names is extended; an image of a platform the index already has replaces that
+   * entry. An image that is itself an index contributes this host's manifest.
+   */
+  async createIndex(name: string, images: string[], opts: { amend?: boolean } = {}): Promise<{ ref: string; descriptor: Descriptor; platforms: string[] }> {
+    const r = parseReference(name);
+    if (r.digest !== undefined) throw new PierError(`cannot name an index ${JSON.stringify(name)}: a name with a digest cannot be tagged`);
+    const ref = formatReference(r);
+    const existing = this.refs.get(ref);
+    if (existing && !opts.amend) throw new PierError(`image ${JSON.stringify(ref)} already exists (add to it with pier manifest add, or create --amend)`);
+    if (existing && !ImageService.isIndex(existing)) throw new PierError(`image ${JSON.stringify(ref)} is not a manifest list (it names a single-platform image)`);
+    let entries: Descriptor[] = existing ? parseIndex(await this.content.readBytes(existing.digest), existing.mediaType, `index ${existing.digest}`).manifests : [];
+    for (const input of images) {
+      const img = await this.resolve(input);
+      const platform: Platform = { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) };
+      const m = img.manifestDescriptor;
+      const entry: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size, platform };
+      entries = [...entries.filter((e) => formatPlatform(e.platform) !== formatPlatform(platform)), entry];
+    }
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: entries }));
+    this.content.init();
+    const lease = this.content.newLease();
+    try {
+      const w = await this.content.write(bytes, {}, lease);
+      const descriptor: Descriptor = { mediaType: MEDIA_TYPES.ociIndex, digest: w.digest, size: w.size };
+      await this.refs.set(ref, descriptor, async () => { await reachable(this.content, descriptor, { requirePresent: true }); });
+      return { ref, descriptor, platforms: entries.map((e) => formatPlatform(e.platform)) };
+    } finally {
+      lease.release();
+    }
   }
 
   /**

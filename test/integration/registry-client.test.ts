@@ -222,13 +222,11 @@ test('an index: its children are pushed first; a pull picks this platform and ta
   assert.equal(wrong.stderr.trim().split('\n').length, 1, wrong.stderr);
 });
 
-test('a multi-platform index: --all-platforms keeps it whole, --platform takes one, a missing platform is one line', async () => {
-  // A second, arm64 image: busybox's layer plus one of its own, and a config that says arm64/v8.
-  const svc = new ImageService({ root: rootA });
+/** A second, arm64 image in `svc`: busybox's layer plus one of its own, and a config that says arm64/v8. */
+async function arm64Image(svc: ImageService) {
   const amd = svc.refs.get('busybox:latest')!;
   const amdManifest = JSON.parse((await svc.content.readBytes(amd.digest)).toString());
-  const dir = join(tmp, 'arm-layer');
-  mkdirSync(dir, { recursive: true });
+  const dir = mkdtempSync(join(tmp, 'arm-layer-'));
   writeFileSync(join(dir, 'arm-only'), 'arm64\n');
   const tar = spawnSync('tar', ['-cf', '-', '-C', dir, 'arm-only']).stdout;
   const layer = { mediaType: MEDIA_TYPES.ociLayer, digest: digestOf(tar), size: tar.length };
@@ -244,6 +242,19 @@ test('a multi-platform index: --all-platforms keeps it whole, --platform takes o
   await put(tar, MEDIA_TYPES.ociLayer);
   const cfg = await put(Buffer.from(JSON.stringify(config)), MEDIA_TYPES.ociConfig);
   const arm = await put(Buffer.from(JSON.stringify({ ...amdManifest, config: cfg, layers: [...amdManifest.layers, layer] })), MEDIA_TYPES.ociManifest);
+  return { arm, cfg, layer };
+}
+
+test('a multi-platform index: --all-platforms keeps it whole, --platform takes one, a missing platform is one line', async () => {
+  const svc = new ImageService({ root: rootA });
+  const amd = svc.refs.get('busybox:latest')!;
+  const amdManifest = JSON.parse((await svc.content.readBytes(amd.digest)).toString());
+  const { arm, cfg, layer } = await arm64Image(svc);
+  const put = async (bytes: Buffer, mediaType: string) => {
+    const d = { mediaType, digest: digestOf(bytes), size: bytes.length };
+    await svc.content.write(bytes, { digest: d.digest, size: d.size });
+    return d;
+  };
   const index = await put(Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex,
     manifests: [
@@ -301,6 +312,53 @@ test('a multi-platform index: --all-platforms keeps it whole, --platform takes o
   assert.equal(gets() - g0, 1, 'only the lone manifest\'s config was fetched, to learn its platform');
   const refs = existsSync(join(none, 'images', 'index.json')) ? JSON.parse(readFileSync(join(none, 'images', 'index.json'), 'utf8')).manifests : [];
   assert.deepEqual(refs, [], 'nothing tagged');
+});
+
+test('pier manifest: create a list of local images, add, inspect here and remote, push it whole, rm', async () => {
+  const svc = new ImageService({ root: rootA });
+  const amd = svc.refs.get('busybox:latest')!;
+  const { arm } = await arm64Image(svc);
+  await svc.refs.set('bb-arm:1', arm);
+  const create = await pier(rootA, ['manifest', 'create', 'made:3', 'busybox:latest', 'bb-arm:1']);
+  assert.equal(create.status, 0, create.stderr);
+  assert.match(create.stdout, /^made:3: sha256:[0-9a-f]{64} \(linux\/amd64, linux\/arm64\/v8\)\n$/);
+  const local = JSON.parse((await pier(rootA, ['manifest', 'inspect', 'made:3'])).stdout);
+  assert.equal(local.mediaType, MEDIA_TYPES.ociIndex);
+  assert.deepEqual(local.manifests.map((m: { digest: string; platform: unknown }) => [m.digest, m.platform]),
+    [[amd.digest, { os: 'linux', architecture: 'amd64' }], [arm.digest, { os: 'linux', architecture: 'arm64', variant: 'v8' }]]);
+  // add: an image of a platform the list has replaces that entry
+  const add = await pier(rootA, ['manifest', 'add', 'made:3', 'busybox:latest']);
+  assert.equal(add.status, 0, add.stderr);
+  assert.match(add.stdout, /\(linux\/arm64\/v8, linux\/amd64\)/);
+  assert.equal((await svc.resolve('made:3')).manifestDigest, amd.digest, 'runs take this host\'s image');
+  // push it whole; inspect it in the registry from a root that does not have it
+  const dest = `${proxy.host}/multi/made:3`;
+  const push = await pier(rootA, ['manifest', 'push', 'made:3', dest]);
+  assert.equal(push.status, 0, push.stderr);
+  const digest = svc.refs.get('made:3')!.digest;
+  assert.match(push.stdout, new RegExp(`digest: ${digest}`));
+  const remote = await pier(join(tmp, 'manifest-remote'), ['manifest', 'inspect', dest]);
+  assert.equal(remote.status, 0, remote.stderr);
+  assert.equal(JSON.parse(remote.stdout).manifests.length, 2);
+  const rm = await pier(rootA, ['manifest', 'rm', 'made:3']);
+  assert.equal(rm.stdout, 'Untagged: made:3\n');
+  assert.ok(svc.refs.get('bb-arm:1'), 'the images in it stay');
+  // wrong: one line each, nothing made
+  const cases: [string[], RegExp][] = [
+    [['create', 'busybox:latest', 'bb-arm:1'], /image "busybox:latest" already exists \(add to it with pier manifest add, or create --amend\)$/],
+    [['add', 'busybox:latest', 'bb-arm:1'], /image "busybox:latest" is not a manifest list/],
+    [['create', 'never:1', 'bb-arm:1', 'nope:1'], /image "nope:1" not found$/],
+    [['inspect', 'nothing'], /image "nothing" not found here, and it names no registry$/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await pier(rootA, ['manifest', ...args]);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.match(r.stderr.trim(), re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.equal(svc.refs.get('never:1'), undefined);
+  await svc.refs.remove(['bb-arm:1']);
 });
 
 test('a manifest naming a blob the registry lacks: the registry error code and message, one line', async () => {
