@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { tarFromEntries } from '../../src/image/layer/index.ts';
+import { MEDIA_TYPES, type Descriptor, type ImageService } from '../../src/image/index.ts';
 
 export function tempDir(prefix = 'pier-image-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -77,4 +78,28 @@ export function writeLayout(dir: string, images: { img: FixtureImage; refName?: 
 
 export function cleanup(...dirs: string[]): void {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * A second platform for multi-platform tests: `base`'s layers plus one of its own (`/arm-only`)
+ * and a copy of its config that says linux/arm64/v8, written into the store (not tagged).
+ */
+export async function arm64Image(svc: ImageService, base = 'busybox:latest'): Promise<{ arm: Descriptor; cfg: Descriptor; layer: Descriptor }> {
+  const amd = svc.refs.get(base)!;
+  const amdManifest = JSON.parse((await svc.content.readBytes(amd.digest)).toString());
+  const tar = await makeTar([{ name: 'arm-only', data: 'arm64\n' }]);
+  const config = JSON.parse((await svc.content.readBytes(amdManifest.config.digest)).toString());
+  config.architecture = 'arm64';
+  config.variant = 'v8';
+  config.rootfs.diff_ids.push(sha(tar));
+  const put = async (bytes: Buffer, mediaType: string): Promise<Descriptor> => {
+    const d = { mediaType, digest: sha(bytes), size: bytes.length };
+    await svc.content.write(bytes, { digest: d.digest, size: d.size });
+    return d;
+  };
+  // gzip, as busybox's: tools that compress plain tar layers on copy (skopeo to oci:) leave it as it is
+  const layer = await put(gzipSync(tar), MEDIA_TYPES.ociLayerGzip);
+  const cfg = await put(Buffer.from(JSON.stringify(config)), MEDIA_TYPES.ociConfig);
+  const arm = await put(Buffer.from(JSON.stringify({ ...amdManifest, config: cfg, layers: [...amdManifest.layers, layer] })), MEDIA_TYPES.ociManifest);
+  return { arm, cfg, layer };
 }

@@ -4,11 +4,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pierAsync } from '../helpers/pier.ts';
+import { arm64Image } from '../helpers/image.ts';
 import { startProxy, startRegistry, type Proxy, type Registry } from '../helpers/registry.ts';
 import { ImageService } from '../../src/image/index.ts';
 import { Pusher, Puller, RegistryClient, parseRemoteReference, Progress } from '../../src/registry/client/index.ts';
@@ -221,29 +221,6 @@ test('an index: its children are pushed first; a pull picks this platform and ta
   assert.notEqual(wrong.status, 0);
   assert.equal(wrong.stderr.trim().split('\n').length, 1, wrong.stderr);
 });
-
-/** A second, arm64 image in `svc`: busybox's layer plus one of its own, and a config that says arm64/v8. */
-async function arm64Image(svc: ImageService) {
-  const amd = svc.refs.get('busybox:latest')!;
-  const amdManifest = JSON.parse((await svc.content.readBytes(amd.digest)).toString());
-  const dir = mkdtempSync(join(tmp, 'arm-layer-'));
-  writeFileSync(join(dir, 'arm-only'), 'arm64\n');
-  const tar = spawnSync('tar', ['-cf', '-', '-C', dir, 'arm-only']).stdout;
-  const layer = { mediaType: MEDIA_TYPES.ociLayer, digest: digestOf(tar), size: tar.length };
-  const config = JSON.parse((await svc.content.readBytes(amdManifest.config.digest)).toString());
-  config.architecture = 'arm64';
-  config.variant = 'v8';
-  config.rootfs.diff_ids.push(layer.digest);
-  const put = async (bytes: Buffer, mediaType: string) => {
-    const d = { mediaType, digest: digestOf(bytes), size: bytes.length };
-    await svc.content.write(bytes, { digest: d.digest, size: d.size });
-    return d;
-  };
-  await put(tar, MEDIA_TYPES.ociLayer);
-  const cfg = await put(Buffer.from(JSON.stringify(config)), MEDIA_TYPES.ociConfig);
-  const arm = await put(Buffer.from(JSON.stringify({ ...amdManifest, config: cfg, layers: [...amdManifest.layers, layer] })), MEDIA_TYPES.ociManifest);
-  return { arm, cfg, layer };
-}
 
 test('a multi-platform index: --all-platforms keeps it whole, --platform takes one, a missing platform is one line', async () => {
   const svc = new ImageService({ root: rootA });

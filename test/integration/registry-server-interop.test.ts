@@ -1,7 +1,9 @@
 /**
  * pier's registry with Debian's clients: skopeo copies an OCI layout (from `pier image bootstrap
  * busybox` + `pier image export`) to the registry and back, byte-identical manifests; podman pulls,
- * pushes and pulls again with private storage. The server runs as `pier registry serve`.
+ * pushes and pulls again with private storage; a multi-platform image made by `pier manifest` is
+ * copied whole by skopeo and back, and podman pulls one platform of it. The server runs as
+ * `pier registry serve`.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +11,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanup, tempDir } from '../helpers/image.ts';
+import { arm64Image, cleanup, tempDir } from '../helpers/image.ts';
+import { ImageService, MEDIA_TYPES } from '../../src/image/index.ts';
 
 const TOP = join(import.meta.dirname, '..', '..');
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -76,5 +79,33 @@ test('podman pull, push and pull again', { skip: !have('podman') || !have('skope
   podman(['pull', '--tls-verify=false', `${host}/podman/bb:v2`]);
   const images = podman(['images', '--format', '{{.Repository}}:{{.Tag}}']);
   assert.match(images, new RegExp(`${host.replace(/\./g, '\\.')}/podman/bb:v2`));
+  podman(['rmi', '-a', '-f']);
+});
+
+test('a multi-platform image from pier manifest: skopeo copies it whole and back, podman pulls one platform', { skip: !have('podman') || !have('skopeo') }, async () => {
+  const root = join(work, 'root');
+  const pier = (args: string[], r = root) => sh(process.execPath, [join(TOP, 'src/cli/pier.ts'), ...args], { PIER_ROOT: r });
+  const svc = new ImageService({ root });
+  const { arm } = await arm64Image(svc);
+  await svc.refs.set('bb-arm:1', arm);
+  pier(['manifest', 'create', 'multi:1', 'busybox:latest', 'bb-arm:1']);
+  const index = svc.refs.get('multi:1')!;
+  pier(['manifest', 'push', 'multi:1', `${host}/multi/bb:1`]);
+  const raw = sh('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${host}/multi/bb:1`]);
+  assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, index.digest, 'skopeo reads the index pier pushed, byte for byte');
+  assert.equal(JSON.parse(raw).mediaType, MEDIA_TYPES.ociIndex);
+  // whole, out to an OCI layout and back into another repository; pier pulls it whole
+  const layout = join(work, 'multi-layout');
+  sh('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${host}/multi/bb:1`, `oci:${layout}:m`]);
+  assert.ok(JSON.parse(readFileSync(join(layout, 'blobs', 'sha256', arm.digest.slice(7)), 'utf8')).layers.length > 0, 'the arm64 manifest came along');
+  sh('skopeo', ['copy', '--all', '--dest-tls-verify=false', `oci:${layout}:m`, `docker://${host}/multi/back:1`]);
+  const fresh = join(work, 'multi-fresh');
+  assert.match(pier(['pull', '--all-platforms', `${host}/multi/back:1`], fresh), new RegExp(`digest: ${index.digest}`));
+  // podman picks the arm64 image out of pier's index
+  const podman = (args: string[]) => sh('podman', ['--root', join(work, 'podman-root'), '--runroot', join(work, 'podman-run'), '--storage-driver', 'vfs', ...args]);
+  podman(['pull', '--tls-verify=false', '--platform', 'linux/arm64/v8', `${host}/multi/bb:1`]);
+  const inspect = JSON.parse(podman(['image', 'inspect', `${host}/multi/bb:1`]))[0];
+  assert.equal(inspect.Architecture, 'arm64');
+  assert.equal(inspect.Digest, index.digest);
   podman(['rmi', '-a', '-f']);
 });
