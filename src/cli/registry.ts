@@ -1,11 +1,14 @@
 /**
  * `pier registry …`: `serve --listen HOST:PORT --storage DIR [auth, TLS, log flags]` runs the
  * distribution-spec registry until SIGINT/SIGTERM; `gc [--dry-run] [--grace SECONDS] --storage DIR`
- * collects unreferenced blobs.
+ * collects unreferenced blobs; `ls HOST[/REPOSITORY]` lists a registry's repositories or a
+ * repository's tags (any distribution registry).
  */
 import { writeStderr, writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
-import { gcRegistry, startRegistry } from '../registry/index.ts';
+import { RegistryClient, gcRegistry, parseRegistryHost, parseRemoteReference, startRegistry } from '../registry/index.ts';
+import { pierRoot } from '../image/index.ts';
+import { REGISTRY_FLAGS, REGISTRY_USAGE, registryOptions } from './registry-flags.ts';
 import { bool, int, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
 
@@ -26,6 +29,9 @@ commands:
   gc [--dry-run] [--grace SECONDS] --storage DIR
                                              delete blobs no manifest references (blobs touched in
                                              the last --grace seconds, default 600, are kept)
+  ls [flags] HOST[:PORT][/REPOSITORY]        the repositories of a registry (those you may pull), or
+                                             the tags of a repository
+${REGISTRY_USAGE.replace(/^/gm, "    ")}      --root DIR             state root for credentials and certs.d (default $PIER_ROOT)
 `;
 
 async function serve(argv: string[]): Promise<number> {
@@ -80,12 +86,33 @@ async function gc(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function ls(argv: string[]): Promise<number> {
+  const p = parseFlags(argv, [...REGISTRY_FLAGS, { name: 'root', value: true }], { what: 'registry ls' });
+  if (p.rest.length !== 1) throw new PierError('give HOST[:PORT] or HOST[:PORT]/REPOSITORY (see pier registry --help)');
+  const arg = p.rest[0].replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  // (parseRemoteReference would fill in the default tag, so look at what was typed)
+  if (arg.includes('/') && (arg.includes('@') || arg.slice(arg.lastIndexOf('/') + 1).includes(':'))) {
+    throw new PierError(`${JSON.stringify(p.rest[0])}: give a repository without a tag or digest`);
+  }
+  const repo = arg.includes('/') ? parseRemoteReference(arg) : undefined;
+  const host = repo?.host ?? parseRegistryHost(arg);
+  const client = new RegistryClient(host, registryOptions(p, str(p, 'root') ?? pierRoot(), host));
+  try {
+    const names = repo ? await client.tags(repo.repository) : await client.catalog();
+    writeStdout(names.map((n) => `${n}\n`).join(''));
+  } finally {
+    client.close();
+  }
+  return 0;
+}
+
 export async function registryMain(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'serve': return await serve(rest);
       case 'gc': return await gc(rest);
+      case 'ls': return await ls(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -96,6 +123,6 @@ export async function registryMain(argv: string[]): Promise<number> {
         throw new PierError(`registry: unknown command ${JSON.stringify(cmd)} (see pier registry --help)`);
     }
   } catch (err) {
-    return reportError(err);
+    return reportError(err, { what: cmd === 'ls' ? 'registry ls' : undefined });
   }
 }

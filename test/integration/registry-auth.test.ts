@@ -204,6 +204,30 @@ test('token issuer: pier login, push and pull; a pull-only user cannot push', as
   await get.arrayBuffer();
 });
 
+test('catalog and pier registry ls list what the caller may pull', async () => {
+  // token registry: alice may pull library/**, anonymous only public/*
+  const alice = root; // has busybox
+  assert.equal((await pier(alice, ['login', tokenReg.host, '-u', 'alice', '-p', 'alice-pw'])).status, 0);
+  const pub = await pier(alice, ['push', 'busybox:latest', `${tokenReg.host}/library/seen:1`]);
+  assert.equal(pub.status, 0, pub.stderr);
+  await pier(alice, ['push', 'busybox:latest', `${tokenReg.host}/library/seen:2`]);
+  const mine = await pier(alice, ['registry', 'ls', tokenReg.host]);
+  assert.equal(mine.status, 0, mine.stderr);
+  assert.ok(mine.stdout.split('\n').includes('library/seen'), mine.stdout);
+  assert.ok(mine.stdout.split('\n').filter(Boolean).every((r) => r.startsWith('library/')), mine.stdout);
+  assert.equal((await pier(alice, ['registry', 'ls', `${tokenReg.host}/library/seen`])).stdout, '1\n2\n');
+  const anon = await pier(join(tmp, 'anon-token'), ['registry', 'ls', tokenReg.host]);
+  assert.equal(anon.status, 0, anon.stderr);
+  assert.ok(anon.stdout.split('\n').filter(Boolean).every((r) => r.startsWith('public/')), anon.stdout);
+  // basic registry without anonymous access: the catalog needs credentials too
+  const r = await fetch(`${basicReg.url}/v2/_catalog`);
+  assert.equal(r.status, 401);
+  await r.arrayBuffer();
+  const bad = await pier(join(tmp, 'anon-basic'), ['registry', 'ls', basicReg.host]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /^pier: registry ls: UNAUTHORIZED: \S+ wants a login \(pier login \S+\)\n$/);
+});
+
 test('token issuer: expired, foreign-signed and wrong-audience tokens are refused', async () => {
   const key = tokenReg.gate!.tokenKey!;
   const claims = { iss: tokenReg.gate!.issuer, sub: 'alice', aud: 'pier-test', access: [{ type: 'repository' as const, name: 'library/bb', actions: ['pull'] }] };

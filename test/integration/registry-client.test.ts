@@ -338,6 +338,20 @@ test('pier manifest: create a list of local images, add, inspect here and remote
   await svc.refs.remove(['bb-arm:1']);
 });
 
+test('pier registry ls against docker-registry: its catalog and a repository\'s tags', async () => {
+  for (const t of ['2', '1']) assert.equal((await pier(rootA, ['push', 'busybox:latest', `${proxy.host}/ls/bb:${t}`])).status, 0);
+  const repos = await pier(rootA, ['registry', 'ls', proxy.host]);
+  assert.equal(repos.status, 0, repos.stderr);
+  assert.ok(repos.stdout.split('\n').includes('ls/bb'), repos.stdout);
+  const tags = await pier(rootA, ['registry', 'ls', `${proxy.host}/ls/bb`]);
+  assert.deepEqual(tags.stdout.split('\n').filter(Boolean).sort(), ['1', '2'], 'in the registry\'s order');
+  const none = await pier(rootA, ['registry', 'ls', `${proxy.host}/no/such`]);
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /^pier: registry ls: NAME_UNKNOWN: .*\n$/);
+  const withTag = await pier(rootA, ['registry', 'ls', `${proxy.host}/ls/bb:1`]);
+  assert.match(withTag.stderr, /give a repository without a tag or digest\n$/);
+});
+
 test('a manifest naming a blob the registry lacks: the registry error code and message, one line', async () => {
   const client = new RegistryClient(reg.host, { plainHttp: true });
   const missing = digestOf('no such layer');

@@ -241,6 +241,25 @@ test('tag list: lexical order, n/last pagination with Link', async () => {
   assert.equal(errCode(await req('GET', '/v2/no-such-repo/tags/list')), 'NAME_UNKNOWN');
 });
 
+test('catalog: every repository, nested names included, sorted, paged with Link', async () => {
+  for (const r of ['cat/a/deep', 'cat/a', 'cat-b', 'cat0']) await pushImage(r, 'x', 'catalog one');
+  const all = (await req('GET', '/v2/_catalog')).json().repositories as string[];
+  assert.deepEqual(all, [...all].sort());
+  assert.deepEqual(all.filter((r) => r.startsWith('cat')), ['cat-b', 'cat/a', 'cat/a/deep', 'cat0']);
+  const p1 = await req('GET', '/v2/_catalog?n=2');
+  assert.deepEqual(p1.json().repositories, all.slice(0, 2));
+  assert.equal(p1.headers.get('link'), `</v2/_catalog?n=2&last=${encodeURIComponent(all[1])}>; rel="next"`);
+  const rest: string[] = [];
+  for (let next: string | undefined = /<([^>]+)>/.exec(p1.headers.get('link')!)![1]; next;) {
+    const p = await req('GET', next);
+    rest.push(...p.json().repositories);
+    next = /<([^>]+)>/.exec(p.headers.get('link') ?? '')?.[1];
+  }
+  assert.deepEqual([...all.slice(0, 2), ...rest], all);
+  assert.equal((await req('GET', '/v2/_catalog?n=many')).status, 400);
+  assert.equal((await req('DELETE', '/v2/_catalog')).status, 405);
+});
+
 test('referrers: OCI-Subject on PUT, list with and without artifactType filter', async () => {
   const img = await pushImage('refs', 'latest', 'subject layer');
   const empty = await req('GET', `/v2/refs/referrers/${img.digest}`);

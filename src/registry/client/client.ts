@@ -66,6 +66,34 @@ export class RegistryClient {
     await res.discard();
   }
 
+  /** Every repository in the registry's catalog (`/v2/_catalog`, distribution's extension), following `Link` pages. */
+  catalog(): Promise<string[]> {
+    return this.listPaged('/v2/_catalog?n=1000', 'repositories', ['registry:catalog:*'], 'the catalog');
+  }
+
+  /** Every tag of a repository, following `Link` pages. */
+  tags(repo: string): Promise<string[]> {
+    return this.listPaged(`/v2/${repo}/tags/list?n=1000`, 'tags', this.scope(repo, false), `tags of ${repo}`);
+  }
+
+  private async listPaged(first: string, key: 'repositories' | 'tags', scopes: string[], what: string): Promise<string[]> {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (let url: string | undefined = first; url !== undefined;) {
+      if (seen.has(url)) throw new PierError(`${what}: the registry's next-page link loops (${url})`);
+      seen.add(url);
+      const res = await this.transport.send({ method: 'GET', url, scopes });
+      if (res.status !== 200) throw await registryError(res, what);
+      let body: Record<string, unknown>;
+      try { body = JSON.parse(await res.text()) as Record<string, unknown>; } catch { throw new PierError(`${what}: the registry answered no JSON`); }
+      const items = body[key] ?? [];
+      if (!Array.isArray(items) || items.some((t) => typeof t !== 'string')) throw new PierError(`${what}: "${key}" is not a list of names`);
+      out.push(...(items as string[]));
+      url = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''))?.[1];
+    }
+    return out;
+  }
+
   async hasBlob(repo: string, digest: string, push = false): Promise<boolean> {
     const res = await this.transport.send({ method: 'HEAD', url: `/v2/${repo}/blobs/${digest}`, scopes: this.scope(repo, push), follow: true });
     await res.discard();

@@ -109,6 +109,8 @@ export class Gate {
       const basic = parseBasic(header);
       if (!basic) {
         if (need && covers(this.policy.grant(undefined, need), need)) return undefined;
+        // the catalog lists what the caller may pull: anonymous callers may ask when anonymous may pull anything
+        if (url.pathname === '/v2/_catalog' && this.policy.anonymousAllowed) return undefined;
         throw this.unauthorized(req, secure, need, 'authentication required');
       }
       if (!this.users!.check(basic.user, basic.password)) throw this.unauthorized(req, secure, need, 'invalid user name or password');
@@ -130,6 +132,12 @@ export class Gate {
       throw this.unauthorized(req, secure, need, `the token does not grant ${formatScopes(need)}`, { code: 'insufficient_scope', description: 'the token does not grant the access this request needs' });
     }
     return claims.sub === '' ? undefined : claims.sub;
+  }
+
+  /** May `user` (undefined: anonymous) pull from `repo`, by the access policy? (what the catalog lists) */
+  mayPull(user: string | undefined, repo: string): boolean {
+    const need: Access[] = [{ type: 'repository', name: repo, actions: ['pull'] }];
+    return covers(this.policy.grant(user, need), need);
   }
 
   /** `GET /token?service=&scope=…[&account=]`: Basic credentials (or none, when anonymous access is configured). */

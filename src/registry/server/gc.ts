@@ -10,6 +10,7 @@
  */
 import { join } from 'node:path';
 import type { StorageDriver } from './storage.ts';
+import { listRepositories } from './store.ts';
 
 export interface GcOptions {
   dryRun?: boolean;
@@ -31,20 +32,6 @@ export interface RegistryGcResult {
   staleUploads: string[];
 }
 
-async function repositories(d: StorageDriver, dir = 'repositories', prefix = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const n of await d.list(dir)) {
-    if (n.startsWith('_')) continue;
-    const st = await d.stat(join(dir, n));
-    if (!st?.isDir) continue;
-    const name = prefix ? `${prefix}/${n}` : n;
-    const kids = await d.list(join(dir, n));
-    if (kids.includes('_manifests') || kids.includes('_layers')) out.push(name);
-    out.push(...await repositories(d, join(dir, n), name));
-  }
-  return out;
-}
-
 async function digestsUnder(d: StorageDriver, dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const alg of await d.list(dir)) for (const hex of await d.list(join(dir, alg))) out.push(`${alg}:${hex}`);
@@ -55,7 +42,7 @@ export async function collectRegistryGarbage(d: StorageDriver, opts: GcOptions =
   const now = opts.now ?? Date.now();
   const cutoff = now - (opts.graceMs ?? 10 * 60 * 1000);
   const marked = new Set<string>();
-  const repos = await repositories(d);
+  const repos = await listRepositories(d);
   const recentLinks = new Set<string>();
   for (const repo of repos) {
     const base = join('repositories', repo);

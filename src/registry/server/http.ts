@@ -118,6 +118,7 @@ export function createHandler(store: RegistryStore, opts: HandlerOptions = {}): 
         return;
       }
       if (gate) ctx.user = gate.check(req, url, opts.secure ?? false);
+      if (url.pathname === '/v2/_catalog') return catalog(store, req, res, url.searchParams, (repo) => !gate || gate.mayPull(ctx.user, repo));
       return handle(store, req, res);
     };
     run().catch((err: unknown) => fail(req, res, err));
@@ -328,25 +329,43 @@ async function manifests(store: RegistryStore, req: IncomingMessage, res: Server
   send(res, 200, headers, bytes);
 }
 
+/**
+ * A sorted list paged as the spec pages tags: after `last`, at most `n`, with a `Link` to the next
+ * page when more remain.
+ */
+function page(all: string[], q: URLSearchParams, path: string): { items: string[]; headers: Record<string, string> } {
+  let items = all;
+  const last = q.get('last');
+  if (last !== null) items = items.filter((t) => t > last);
+  const nRaw = q.get('n');
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (nRaw !== null) {
+    if (!/^\d+$/.test(nRaw)) throw new RegistryError('UNSUPPORTED', 400, { message: `n must be a non-negative integer, not ${JSON.stringify(nRaw)}` });
+    const n = Number(nRaw);
+    if (items.length > n && n > 0) {
+      items = items.slice(0, n);
+      headers.Link = `<${path}?n=${n}&last=${encodeURIComponent(items[items.length - 1])}>; rel="next"`;
+    } else items = items.slice(0, n);
+  }
+  return { items, headers };
+}
+
 async function tagsList(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, q: URLSearchParams): Promise<void> {
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'the tag list');
   if (!(await store.repoExists(name))) throw new RegistryError('NAME_UNKNOWN', 404, { detail: { name } });
-  let tags = await store.tags(name);
-  const last = q.get('last');
-  if (last !== null) tags = tags.filter((t) => t > last);
-  const nRaw = q.get('n');
-  const h: Record<string, string> = { 'Content-Type': 'application/json' };
-  if (nRaw !== null) {
-    if (!/^\d+$/.test(nRaw)) throw new RegistryError('UNSUPPORTED', 400, { message: `n must be a non-negative integer, not ${JSON.stringify(nRaw)}` });
-    const n = Number(nRaw);
-    if (tags.length > n && n > 0) {
-      tags = tags.slice(0, n);
-      h.Link = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(tags[tags.length - 1])}>; rel="next"`;
-    } else tags = tags.slice(0, n);
-  }
-  const body = JSON.stringify({ name, tags });
-  send(res, 200, { ...h, 'Content-Length': Buffer.byteLength(body) }, method === 'HEAD' ? undefined : body);
+  const { items, headers } = page(await store.tags(name), q, `/v2/${name}/tags/list`);
+  const body = JSON.stringify({ name, tags: items });
+  send(res, 200, { ...headers, 'Content-Length': Buffer.byteLength(body) }, method === 'HEAD' ? undefined : body);
+}
+
+/** `GET /v2/_catalog` (distribution's extension): the repositories the caller may pull, paged. */
+async function catalog(store: RegistryStore, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, mayPull: (repo: string) => boolean): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, 'the catalog');
+  const { items, headers } = page((await store.repositories()).filter(mayPull), q, '/v2/_catalog');
+  const body = JSON.stringify({ repositories: items });
+  send(res, 200, { ...headers, 'Content-Length': Buffer.byteLength(body) }, method === 'HEAD' ? undefined : body);
 }
 
 async function referrers(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, ref: string, q: URLSearchParams): Promise<void> {

@@ -77,6 +77,21 @@ interface LiveHash {
 /** A request body: a stream, or one the addon reads off the connection (native-io.ts). */
 export type UploadBody = AsyncIterable<Uint8Array> | SocketBody;
 
+/** Every repository in the storage (a directory with manifests or layer links), sorted. */
+export async function listRepositories(d: StorageDriver, dir = 'repositories', prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of await d.list(dir)) {
+    if (n.startsWith('_')) continue;
+    const st = await d.stat(join(dir, n));
+    if (!st?.isDir) continue;
+    const name = prefix ? `${prefix}/${n}` : n;
+    const kids = await d.list(join(dir, n));
+    if (kids.includes('_manifests') || kids.includes('_layers')) out.push(name);
+    out.push(...await listRepositories(d, join(dir, n), name));
+  }
+  return prefix ? out : out.sort();
+}
+
 export class RegistryStore {
   readonly driver: StorageDriver;
   private locks = new Map<string, Promise<unknown>>();
@@ -387,6 +402,10 @@ export class RegistryStore {
     }
     await this.driver.delete(revKey);
     return true;
+  }
+
+  async repositories(): Promise<string[]> {
+    return listRepositories(this.driver);
   }
 
   async tags(name: string): Promise<string[]> {
