@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startRegistry } from '../../src/registry/server/index.ts';
 import { bridgePorts, iptablesRules, mountsUnder, pierNetns, testEngine, until, type TestEngine } from '../helpers/engine.ts';
 
 let e: TestEngine;
@@ -153,6 +154,40 @@ describe('pier run', () => {
     assert.match(readFileSync(join(dir, 'passwd'), 'utf8'), /^root:/);
     e.ok(['rm', '-f', 'box']);
     assert.equal(e.ok(['ps', '-aq']), '');
+  });
+});
+
+describe('images from a registry', () => {
+  test('run pulls a registry image that is not here (--pull missing), always with --pull always, never with --pull never', async () => {
+    const reg = await startRegistry({ listen: '127.0.0.1:0', storage: mkdtempSync(join(tmpdir(), 'pier-engine-reg-')) });
+    try {
+      const image = `${reg.host}/lib/bb:1`;
+      const push = await e.pierAsync(['push', 'busybox:latest', image]);
+      assert.equal(push.status, 0, push.stderr);
+      // (push SRC DEST does not name DEST here: the image is only in the registry)
+      const never = await e.pierAsync(['run', '--rm', '--pull', 'never', image, 'true']);
+      assert.equal(never.status, 1);
+      assert.match(never.stderr, /^pier: run: image ".*" not found \(pull or build it first\)\n$/);
+      const first = await e.pierAsync(['run', '--rm', image, 'echo', 'pulled']);
+      assert.equal(first.status, 0, first.stderr);
+      assert.equal(first.stdout, 'pulled\n', 'stdout is the container\'s alone');
+      assert.match(first.stderr, new RegExp(`^Unable to find image '${image}' locally\n(.*\n)*${image}: digest: sha256:[0-9a-f]{64}\n$`));
+      const second = await e.pierAsync(['run', '--rm', image, 'echo', 'again']);
+      assert.equal(second.stderr, '', 'here now: no pull');
+      const always = await e.pierAsync(['run', '--rm', '--pull', 'always', image, 'true']);
+      assert.equal(always.status, 0, always.stderr);
+      assert.match(always.stderr, /: digest: sha256:/);
+      const unknown = await e.pierAsync(['run', '--rm', `${reg.host}/lib/none:1`, 'true']);
+      assert.equal(unknown.status, 1);
+      assert.equal(unknown.stderr.split('\n').filter(Boolean).length, 2, unknown.stderr);
+      assert.match(unknown.stderr, /\npier: run: pull .*\/lib\/none:1: (NAME|MANIFEST)_UNKNOWN: /);
+      const bad = await e.pierAsync(['run', '--rm', '--pull', 'sometimes', image, 'true']);
+      assert.equal(bad.stderr, 'pier: run: invalid --pull "sometimes": use missing, always or never\n');
+      assert.equal(e.ok(['ps', '-aq']), '');
+      e.ok(['rmi', image]);
+    } finally {
+      await reg.close();
+    }
   });
 });
 

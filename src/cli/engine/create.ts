@@ -4,9 +4,9 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
-import { PierError } from '../../common/errors.ts';
-import { writeStdout } from '../../common/log.ts';
-import { parseRestartPolicy, type CreateRequest } from '../../engine/index.ts';
+import { PierError, messageOf } from '../../common/errors.ts';
+import { writeStderr, writeStdout } from '../../common/log.ts';
+import { EngineApiError, parseRestartPolicy, type CreateRequest, type EngineClient } from '../../engine/index.ts';
 import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
 import { client, command, envArgs, keyValues, parse, parsePort, parseSize, readEnvFile } from './common.ts';
 
@@ -40,6 +40,7 @@ export const CREATE_FLAGS: FlagSpec[] = [
   { name: 'add-host', value: true, multi: true },
   { name: 'stop-signal', value: true },
   { name: 'stop-timeout', value: true },
+  { name: 'pull', value: true },
 ];
 
 export const CREATE_USAGE_FLAGS = `flags:
@@ -61,6 +62,8 @@ export const CREATE_USAGE_FLAGS = `flags:
   --runtime PATH           a runc-compatible runtime binary instead of pier's in-process runtime
   -l, --label K=V          --log-opt max-size=10m|max-file=3   --add-host HOST:IP
   --stop-signal SIG        --stop-timeout SECONDS
+  --pull missing|always|never   pull an image named by HOST/REPO[:TAG] when it is not here
+                           (default missing), every time, or never
 `;
 
 
@@ -149,8 +152,51 @@ export function createMain(argv: string[]): Promise<number> {
   return command('create', USAGE, argv, async () => {
     const p = parse(argv, CREATE_FLAGS, 'create', true);
     const req = requestFrom(p);
-    const c = await client().json<{ id: string }>('POST', '/containers', req);
+    const c = await createContainer(client(), req, pullPolicy(p));
     writeStdout(`${c.id}\n`);
     return 0;
   });
+}
+
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+export function pullPolicy(p: Parsed): PullPolicy {
+  const v = str(p, 'pull') ?? 'missing';
+  if (v !== 'missing' && v !== 'always' && v !== 'never') throw new PierError(`invalid --pull ${JSON.stringify(v)}: use missing, always or never`);
+  return v;
+}
+
+/**
+ * POST /containers, pulling the image first as docker does: with `always`, or with `missing` when
+ * pierd says the image is not here and its name carries a registry host. The pull runs in this
+ * process against the same image store, its progress on stderr so stdout stays the container's.
+ */
+export async function createContainer(c: EngineClient, req: CreateRequest, policy: PullPolicy): Promise<{ id: string }> {
+  if (policy === 'always') await pullFor(req.image);
+  try {
+    return await c.json<{ id: string }>('POST', '/containers', req);
+  } catch (err) {
+    const missing = err instanceof EngineApiError && err.status === 404 && /^image ".*" not found/.test(err.message);
+    if (policy !== 'missing' || !missing || !namesRegistry(req.image)) throw err;
+    writeStderr(`Unable to find image '${req.image}' locally\n`);
+    await pullFor(req.image);
+    return c.json<{ id: string }>('POST', '/containers', req);
+  }
+}
+
+/** host[:port]/… as the registry client reads names (a dot, a port or localhost before the first slash). */
+function namesRegistry(image: string): boolean {
+  const first = image.split('/')[0];
+  return image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['));
+}
+
+async function pullFor(image: string): Promise<void> {
+  // loaded only when a pull happens: `pier run` of a local image does not pay for the registry client
+  const [{ isatty }, { ImageService }, { Progress, Puller, clientOptionsFor, formatRemoteReference, parseRemoteReference }] =
+    await Promise.all([import('node:tty'), import('../../image/index.ts'), import('../../registry/index.ts')]);
+  const src = parseRemoteReference(image);
+  const svc = new ImageService();
+  const r = await new Puller(svc, src, { ...clientOptionsFor(svc.root, src.host), progress: new Progress({ tty: isatty(2), out: writeStderr }) }).pull()
+    .catch((err: unknown) => { throw new PierError(`pull ${formatRemoteReference(src)}: ${messageOf(err)}`); });
+  writeStderr(`${r.ref}: digest: ${r.digest}\n`);
 }

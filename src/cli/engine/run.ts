@@ -9,7 +9,7 @@ import { writeStdout } from '../../common/log.ts';
 import { connectShim, type ContainerInfo, type EngineClient, type ExitInfo, type ShimClient, type StreamLine } from '../../engine/index.ts';
 import { bool } from '../args.ts';
 import { client, command, parse, q } from './common.ts';
-import { CREATE_FLAGS, CREATE_USAGE_FLAGS, requestFrom } from './create.ts';
+import { CREATE_FLAGS, CREATE_USAGE_FLAGS, createContainer, pullPolicy, requestFrom } from './create.ts';
 
 const USAGE = `usage: pier run [flags] IMAGE [COMMAND [ARG...]]
 
@@ -23,7 +23,7 @@ export function runMain(argv: string[]): Promise<number> {
     const detach = bool(p, 'detach');
     if (detach && req.autoRemove && req.stdin) throw new PierError('-d with -i and --rm: nobody could attach');
     const c = client();
-    const { id } = await c.json<{ id: string }>('POST', '/containers', req);
+    const { id } = await createContainer(c, req, pullPolicy(p));
     if (detach) {
       try {
         await c.json('POST', `/containers/${id}/start`);

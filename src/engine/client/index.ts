@@ -22,6 +22,15 @@ export interface ClientOptions {
   daemonCommand?: string[];
 }
 
+/** pierd answered an error: its message, and the HTTP status (404: what was named does not exist). */
+export class EngineApiError extends PierError {
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
 export class EngineClient {
   readonly paths: EnginePaths;
   private autoStart: boolean;
@@ -68,7 +77,7 @@ export class EngineClient {
     const value = text ? (JSON.parse(text) as unknown) : undefined;
     if ((res.statusCode ?? 500) >= 400) {
       const msg = (value as { message?: string } | undefined)?.message ?? `pierd answered ${res.statusCode}`;
-      throw new PierError(msg, { exitCode: res.statusCode === 404 ? 1 : 1 });
+      throw new EngineApiError(msg, res.statusCode);
     }
     return value as T;
   }
