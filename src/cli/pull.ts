@@ -4,6 +4,7 @@
  */
 import { isatty } from 'node:tty';
 import { writeStdout } from '../common/log.ts';
+import { cleanUpOnSignals } from '../common/interrupt.ts';
 import { PierError } from '../common/errors.ts';
 import { ImageService, parsePlatform } from '../image/index.ts';
 import { Progress, Puller, parseRemoteReference, formatRemoteReference } from '../registry/index.ts';
@@ -52,6 +53,7 @@ export async function pullMain(argv: string[]): Promise<number> {
       ...(platform ? { platform } : {}),
       allPlatforms,
     });
+    cleanUpOnSignals(); // a pull interrupted leaves no temp file or lease
     const r = await puller.pull();
     writeStdout(quiet ? `${r.digest}\n` : `${r.ref}: digest: ${r.digest}\n`);
     return 0;

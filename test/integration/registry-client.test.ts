@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pierAsync } from '../helpers/pier.ts';
+import { spawn } from 'node:child_process';
+import { TOP, pierAsync } from '../helpers/pier.ts';
 import { arm64Image } from '../helpers/image.ts';
 import { startProxy, startRegistry, type Proxy, type Registry } from '../helpers/registry.ts';
 import { ImageService } from '../../src/image/index.ts';
@@ -350,6 +351,49 @@ test('pier registry ls against docker-registry: its catalog and a repository\'s 
   assert.match(none.stderr, /^pier: registry ls: NAME_UNKNOWN: .*\n$/);
   const withTag = await pier(rootA, ['registry', 'ls', `${proxy.host}/ls/bb:1`]);
   assert.match(withTag.stderr, /give a repository without a tag or digest\n$/);
+});
+
+test('a pull interrupted (SIGINT, SIGTERM) mid-blob exits 130/143 and leaves no temp file, lease or tag', async () => {
+  // A registry that sends half of each layer, then stalls, so the pull is caught mid-blob.
+  const svc = new ImageService({ root: rootA });
+  const desc = svc.refs.get('busybox:latest')!;
+  const manifest = await svc.content.readBytes(desc.digest);
+  const m = JSON.parse(manifest.toString());
+  const blobs = new Map<string, Buffer>();
+  for (const b of [m.config, ...m.layers]) blobs.set(b.digest, await svc.content.readBytes(b.digest));
+  let halfSent!: () => void;
+  const server = createServer((req, res) => {
+    const path = req.url ?? '';
+    if (path === '/v2/') { res.writeHead(200); res.end('{}'); return; }
+    if (path.includes('/manifests/')) { res.writeHead(200, { 'content-type': desc.mediaType, 'content-length': manifest.length }); res.end(manifest); return; }
+    const data = blobs.get(path.split('/').pop()!);
+    if (!data) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'content-length': data.length });
+    if (data.length < 4096) { res.end(data); return; }
+    res.write(data.subarray(0, data.length >> 1), () => halfSent());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    for (const [signal, code, native] of [['SIGINT', 130, '1'], ['SIGTERM', 143, '0']] as const) {
+      const root = join(tmp, `interrupted-${signal}`);
+      const sent = new Promise<void>((r) => { halfSent = r; });
+      const c = spawn(join(TOP, 'bin', 'pier'), ['pull', `${host}/x/y:1`], { env: { ...process.env, PIER_ROOT: root, PIER_REGISTRY_NATIVE_IO: native }, stdio: 'ignore' });
+      const exited = new Promise<number | null>((r) => c.on('exit', (status) => r(status)));
+      await sent;
+      // the body is under way into a temp file
+      for (let i = 0; i < 100 && readdirSync(join(root, 'images', 'ingest')).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(readdirSync(join(root, 'images', 'ingest')).length, 1, 'a temp file while it pulls');
+      c.kill(signal);
+      assert.equal(await exited, code);
+      assert.deepEqual(readdirSync(join(root, 'images', 'ingest')), [], signal);
+      assert.deepEqual(readdirSync(join(root, 'images', 'leases')), []);
+      assert.equal(new ImageService({ root }).refs.list().length, 0);
+    }
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test('a manifest naming a blob the registry lacks: the registry error code and message, one line', async () => {

@@ -6,6 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { PierError, messageOf } from '../../common/errors.ts';
 import { writeStderr, writeStdout } from '../../common/log.ts';
+import { cleanUpOnSignals } from '../../common/interrupt.ts';
 import { EngineApiError, parseRestartPolicy, type CreateRequest, type EngineClient } from '../../engine/index.ts';
 import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
 import { client, command, envArgs, keyValues, parse, parsePort, parseSize, readEnvFile } from './common.ts';
@@ -196,7 +197,10 @@ async function pullFor(image: string): Promise<void> {
     await Promise.all([import('node:tty'), import('../../image/index.ts'), import('../../registry/index.ts')]);
   const src = parseRemoteReference(image);
   const svc = new ImageService();
+  // interrupted while pulling: drop the temp files (the container's run forwards signals instead)
+  const forwardAgain = cleanUpOnSignals();
   const r = await new Puller(svc, src, { ...clientOptionsFor(svc.root, src.host), progress: new Progress({ tty: isatty(2), out: writeStderr }) }).pull()
-    .catch((err: unknown) => { throw new PierError(`pull ${formatRemoteReference(src)}: ${messageOf(err)}`); });
+    .catch((err: unknown) => { throw new PierError(`pull ${formatRemoteReference(src)}: ${messageOf(err)}`); })
+    .finally(forwardAgain);
   writeStderr(`${r.ref}: digest: ${r.digest}\n`);
 }

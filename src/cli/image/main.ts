@@ -3,6 +3,7 @@
  * found`) and a non-zero exit; `--root` (or $PIER_ROOT) picks the state root.
  */
 import { writeStdout } from '../../common/log.ts';
+import { cleanUpOnSignals } from '../../common/interrupt.ts';
 import { PierError } from '../../common/errors.ts';
 import { ImageService } from '../../image/index.ts';
 import { bool, parseFlags, str } from '../args.ts';
@@ -44,6 +45,7 @@ export async function imageMain(argv: string[]): Promise<number> {
       return 0;
     }
     const svc = new ImageService({ root: str(g, 'root') || undefined });
+    cleanUpOnSignals(); // an import or bootstrap interrupted leaves no temp file or lease
     return await cmd.run({ svc }, p);
   } catch (err) {
     return reportError(err, { debug });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { PierError, errnoOf } from '../../common/errors.ts';
 import { newHash, parseDigest, type DigestAlgorithm } from '../../common/digest.ts';
+import { onInterrupt } from '../../common/interrupt.ts';
 import { writeFileAtomic } from '../../common/atomic.ts';
 import { pidAlive } from './lock.ts';
 
@@ -46,14 +47,17 @@ export type BlobSource = Uint8Array | string | Readable | AsyncIterable<Uint8Arr
  */
 export class Lease {
   readonly path: string;
+  private readonly forget: () => void;
   constructor(path: string) {
     this.path = path;
     writeFileAtomic(path, '');
+    this.forget = onInterrupt(() => this.release());
   }
   add(digest: string): void {
     appendFileSync(this.path, digest + '\n');
   }
   release(): void {
+    this.forget?.();
     try { unlinkSync(this.path); } catch { /* gone */ }
   }
 }
@@ -176,10 +180,12 @@ export class ContentStore {
     let tmp: string | undefined;
     let fh: FileHandle | undefined;
     let out: BatchedWriter | undefined;
+    let forget: (() => void) | undefined;
     try {
       if (!present) {
         mkdirSync(this.ingestDir, { recursive: true });
         tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
+        forget = dropOnInterrupt(tmp); // before the open: a signal during it still finds the file
         fh = await open(tmp, 'wx', 0o644);
         out = new BatchedWriter(fh);
       }
@@ -212,6 +218,7 @@ export class ContentStore {
       await out?.settle();
       if (fh) await fh.close().catch(() => {});
       if (tmp) await unlink(tmp).catch(() => {});
+      forget?.();
     }
   }
 
@@ -255,7 +262,8 @@ export class ContentStore {
     lease?.add(expected.digest);
     mkdirSync(this.ingestDir, { recursive: true });
     const tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, 0o644);
+    const forget = dropOnInterrupt(tmp); // before the open: a signal during it still finds the file
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, 0o644).catch((err: unknown) => { forget(); throw err; });
     let over = false;
     const end = () => {
       if (over) throw new PierError(`ingest of ${expected.digest} already committed or aborted`);
@@ -265,18 +273,23 @@ export class ContentStore {
       fd: fh.fd,
       commit: async (digest: string, size: number) => {
         end();
-        if (digest !== expected.digest || size !== expected.size) {
-          await fh.close().catch(() => {});
-          await unlink(tmp).catch(() => {});
-          if (digest !== expected.digest) throw new PierError(`blob ${expected.digest} does not match its content (got ${digest})`);
-          throw new PierError(`blob ${digest} has ${size} bytes, not the declared ${expected.size}`);
+        try {
+          if (digest !== expected.digest || size !== expected.size) {
+            await fh.close().catch(() => {});
+            await unlink(tmp).catch(() => {});
+            if (digest !== expected.digest) throw new PierError(`blob ${expected.digest} does not match its content (got ${digest})`);
+            throw new PierError(`blob ${digest} has ${size} bytes, not the declared ${expected.size}`);
+          }
+          const existed = await this.commitTemp(fh, tmp, digest, algorithm);
+          return { digest, size, existed };
+        } finally {
+          forget(); // (after the rename: an interrupt during the fsync still drops the temp file)
         }
-        const existed = await this.commitTemp(fh, tmp, digest, algorithm);
-        return { digest, size, existed };
       },
       abort: async () => {
         if (over) return;
         over = true;
+        forget();
         await fh.close().catch(() => {});
         await unlink(tmp).catch(() => {});
       },
@@ -342,6 +355,11 @@ function syncDir(dir: string): void {
  * fills: a TLS or gzip stream yields 16–64 KiB chunks, and one awaited thread-pool write per
  * chunk set the pace of a pull over HTTPS (193 MB/s for 4 × 128 MiB layers, before).
  */
+/** An ingest temp file goes if the command is interrupted while it is being written (common/interrupt.ts). */
+function dropOnInterrupt(tmp: string): () => void {
+  return onInterrupt(() => { try { unlinkSync(tmp); } catch { /* renamed or gone */ } });
+}
+
 class BatchedWriter {
   private static readonly BATCH = 1 << 20;
   private fill: Buffer | undefined;
