@@ -4,9 +4,9 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
-import { PierError, messageOf } from '../../common/errors.ts';
+import { spawn } from 'node:child_process';
+import { PierError } from '../../common/errors.ts';
 import { writeStderr, writeStdout } from '../../common/log.ts';
-import { cleanUpOnSignals } from '../../common/interrupt.ts';
 import { EngineApiError, parseRestartPolicy, type CreateRequest, type EngineClient } from '../../engine/index.ts';
 import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
 import { client, command, envArgs, keyValues, parse, parsePort, parseSize, readEnvFile } from './common.ts';
@@ -191,16 +191,16 @@ function namesRegistry(image: string): boolean {
   return image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['));
 }
 
+/**
+ * The pull is the full CLI's `pier pull`, in a child process: this small bundle (pier-client, what
+ * every `pier run` loads) stays without the image and registry code. Its output goes to stderr; its
+ * one error line becomes this command's. A signal reaches the child too, which cleans up after itself.
+ */
 async function pullFor(image: string): Promise<void> {
-  // loaded only when a pull happens: `pier run` of a local image does not pay for the registry client
-  const [{ isatty }, { ImageService }, { Progress, Puller, clientOptionsFor, formatRemoteReference, parseRemoteReference }] =
-    await Promise.all([import('node:tty'), import('../../image/index.ts'), import('../../registry/index.ts')]);
-  const src = parseRemoteReference(image);
-  const svc = new ImageService();
-  // interrupted while pulling: drop the temp files (the container's run forwards signals instead)
-  const forwardAgain = cleanUpOnSignals();
-  const r = await new Puller(svc, src, { ...clientOptionsFor(svc.root, src.host), progress: new Progress({ tty: isatty(2), out: writeStderr }) }).pull()
-    .catch((err: unknown) => { throw new PierError(`pull ${formatRemoteReference(src)}: ${messageOf(err)}`); })
-    .finally(forwardAgain);
-  writeStderr(`${r.ref}: digest: ${r.digest}\n`);
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], 'pull', image], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(process.stderr);
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const code = await new Promise<number | null>((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
+  if (code !== 0) throw new PierError(err.trim().split('\n').pop()?.replace(/^pier: /, '') || `pull ${image} failed (exit status ${code})`);
 }
