@@ -1,9 +1,10 @@
 /**
  * Pull an image from a registry into the local store: GET the manifest (OCI and Docker types
- * accepted), pick this host's platform (or the one asked for) from an index, or keep it whole, fetch config and layers in parallel straight
- * into the ContentStore with their expected digest and size (it verifies), skip blobs already
- * present, then tag `host/repository:tag` locally (pulled by digest alone: the name is
- * `host/repository@digest`, naming the pulled manifest or index).
+ * accepted), pick this host's platform (or the one asked for) from an index, or keep the index
+ * whole; fetch configs and layers in parallel straight into the ContentStore with their expected
+ * digest and size (it verifies), skip blobs already present, then tag `host/repository:tag`
+ * locally (pulled by digest alone: the name is `host/repository@digest`, naming the pulled
+ * manifest or index).
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
@@ -121,7 +122,9 @@ export class Puller {
     const lease = content.newLease();
     const blobs: PullResult['blobs'] = [];
     const sources = new BlobSources(this.svc.root);
-    const fetchAll = (list: Descriptor[]) => mapLimit(list, this.opts.concurrency ?? 4, async (b) => {
+    const handled = new Set<string>();
+    const fetchAll = (list: Descriptor[]) => mapLimit(list.filter((b) => !handled.has(b.digest)), this.opts.concurrency ?? 4, async (b) => {
+      handled.add(b.digest);
       lease.add(b.digest);
       sources.add(this.src.host, repo, b.digest);
       if (content.has(b.digest)) {
