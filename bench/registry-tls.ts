@@ -13,13 +13,14 @@
  * alternate who goes first; medians of N and the range of per-run ratios. Prints a markdown table.
  * Usage: node bench/registry-tls.ts [N=3]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ImageService } from '../src/image/index.ts';
+import { startPierRegistry } from './pier-registry.ts';
 
 const N = Number(process.argv[2] ?? 3);
 const TOP = join(import.meta.dirname, '..');
@@ -42,19 +43,8 @@ function timed(cmd: string, args: string[], env: Record<string, string> = {}): n
   return performance.now() - t;
 }
 
-async function startRegistry(dir: string): Promise<{ host: string; stop(): Promise<void> }> {
-  const proc: ChildProcess = spawn(PIER, ['registry', 'serve', '--listen', '127.0.0.1:0', '--storage', dir, '--access-log', 'none',
-    '--tls-cert', join(TMP, 'tls.crt'), '--tls-key', join(TMP, 'tls.key')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  const host = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on https:\/\/(\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    proc.once('exit', (code) => reject(new Error(`pier registry serve exited ${code}`)));
-  });
-  return { host, stop: () => new Promise<void>((r) => { if (proc.exitCode !== null) return r(); proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
+function startRegistry(dir: string): ReturnType<typeof startPierRegistry> {
+  return startPierRegistry(dir, ['--tls-cert', join(TMP, 'tls.crt'), '--tls-key', join(TMP, 'tls.key')]);
 }
 
 async function makeImage(root: string): Promise<number> {

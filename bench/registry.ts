@@ -20,7 +20,7 @@
  * times and the load average go to stderr.
  * Usage: node bench/registry.ts [N=3]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -29,9 +29,9 @@ import { Readable } from 'node:stream';
 import { ImageService } from '../src/image/index.ts';
 import { Pusher, Puller, RegistryClient, parseRemoteReference } from '../src/registry/index.ts';
 import { startRegistry as startDistribution } from '../test/helpers/registry.ts';
+import { startPierRegistry } from './pier-registry.ts';
 
 const N = Number(process.argv[2] ?? 3);
-const TOP = join(import.meta.dirname, '..');
 const LAYERS = 8;
 const LAYER_SIZE = 128 << 20;
 const CLIENTS = 50;
@@ -53,17 +53,7 @@ function cpuMs(pid: number): number {
 }
 
 async function startPier(dir: string): Promise<Server> {
-  const proc: ChildProcess = spawn(join(TOP, 'bin', 'pier'), ['registry', 'serve', '--listen', '127.0.0.1:0', '--storage', join(dir, 'data'), '--access-log', 'none'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  const host = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on http:\/\/(\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    proc.once('exit', (code) => reject(new Error(`pier registry serve exited ${code}`)));
-  });
-  return { name: 'pier', host, pid: proc.pid!, stop: () => new Promise<void>((r) => { if (proc.exitCode !== null) return r(); proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
+  return { name: 'pier', ...await startPierRegistry(join(dir, 'data')) };
 }
 
 async function startDist(dir: string): Promise<Server> {
