@@ -47,8 +47,7 @@ export async function loginMain(argv: string[]): Promise<number> {
     }
     if (password === undefined) throw new PierError('give a password with -p or --password-stdin');
     const root = str(p, 'root') ?? pierRoot();
-    const { credentials: _stored, ...opts } = registryOptions(p, root, host);
-    await login(root, host, { username, password }, opts);
+    await login(root, host, { username, password }, registryOptions(p, root, host, { storedCredentials: false }));
     writeStdout('Login Succeeded\n');
     return 0;
   } catch (err) {

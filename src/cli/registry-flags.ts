@@ -15,8 +15,8 @@ export const REGISTRY_USAGE = `  --insecure             plain HTTP (loopback hos
                          (default: /etc/pier/certs.d/HOST[:PORT] and $PIER_ROOT/certs.d/HOST[:PORT])
 `;
 
-export function registryOptions(p: Parsed, root: string, host: string): ClientOptions {
+export function registryOptions(p: Parsed, root: string, host: string, opts: { storedCredentials?: boolean } = {}): ClientOptions {
   const tlsVerify = str(p, 'tls-verify');
   if (tlsVerify !== undefined && tlsVerify !== 'true' && tlsVerify !== 'false') throw new PierError('--tls-verify takes true or false');
-  return clientOptionsFor(root, host, { insecure: bool(p, 'insecure') || tlsVerify === 'false', certDir: str(p, 'cert-dir') });
+  return clientOptionsFor(root, host, { insecure: bool(p, 'insecure') || tlsVerify === 'false', certDir: str(p, 'cert-dir'), ...opts });
 }

@@ -169,8 +169,8 @@ export function pullPolicy(p: Parsed): PullPolicy {
 
 /**
  * POST /containers, pulling the image first as docker does: with `always`, or with `missing` when
- * pierd says the image is not here and its name carries a registry host. The pull runs in this
- * process against the same image store, its progress on stderr so stdout stays the container's.
+ * pierd says the image is not here and its name carries a registry host. The pull's progress goes
+ * to stderr, so stdout stays the container's.
  */
 export async function createContainer(c: EngineClient, req: CreateRequest, policy: PullPolicy): Promise<{ id: string }> {
   if (policy === 'always') await pullFor(req.image);

@@ -7,8 +7,10 @@ import { certDirsFor, loadTlsMaterial } from './certs.ts';
 import { isLoopbackHost } from './reference.ts';
 import type { ClientOptions } from './client.ts';
 
-export function clientOptionsFor(root: string, host: string, opts: { insecure?: boolean; certDir?: string } = {}): ClientOptions {
+/** With `storedCredentials: false` (login brings its own) the store, or its helper, is not asked. */
+export function clientOptionsFor(root: string, host: string, opts: { insecure?: boolean; certDir?: string; storedCredentials?: boolean } = {}): ClientOptions {
   const tls = opts.certDir !== undefined ? loadTlsMaterial([opts.certDir], { explicit: true }) : loadTlsMaterial(certDirsFor(root, host));
   const plainHttp = opts.insecure === true || (isLoopbackHost(host) && !tls);
-  return { plainHttp, credentials: new AuthStore(root).get(host), ...(tls && !plainHttp ? { tls } : {}) };
+  const credentials = opts.storedCredentials === false ? undefined : new AuthStore(root).get(host);
+  return { plainHttp, ...(credentials ? { credentials } : {}), ...(tls && !plainHttp ? { tls } : {}) };
 }
