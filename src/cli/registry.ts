@@ -4,6 +4,7 @@
  * collects unreferenced blobs; `ls HOST[/REPOSITORY]` lists a registry's repositories or a
  * repository's tags (any distribution registry).
  */
+import { readFileSync } from 'node:fs';
 import { writeStderr, writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
 import { RegistryClient, gcRegistry, parseRegistryHost, parseRemoteReference, startRegistry } from '../registry/index.ts';
@@ -26,6 +27,10 @@ commands:
       --tls-cert FILE --tls-key FILE         serve HTTPS
       --access-log FILE|none                 one line per request (default: stderr)
       --metrics-listen HOST:PORT             also serve /metrics there (the main port serves it to loopback only)
+      --proxy-remote URL                     be a pull-through cache of the registry at URL (http(s)://HOST[:PORT]):
+                                             pulls are served from storage, else fetched there and kept;
+                                             pushes and deletes are refused
+      --proxy-credentials FILE               USER:PASSWORD for that registry
   gc [--dry-run] [--grace SECONDS] --storage DIR
                                              delete blobs no manifest references (blobs touched in
                                              the last --grace seconds, default 600, are kept)
@@ -41,6 +46,7 @@ async function serve(argv: string[]): Promise<number> {
     { name: 'token-service', value: true }, { name: 'token-realm', value: true }, { name: 'token-ttl', value: true },
     { name: 'tls-cert', value: true }, { name: 'tls-key', value: true },
     { name: 'access-log', value: true }, { name: 'metrics-listen', value: true },
+    { name: 'proxy-remote', value: true }, { name: 'proxy-credentials', value: true },
   ], { what: 'registry serve' });
   const listen = str(p, 'listen') ?? '127.0.0.1:5000';
   const storage = str(p, 'storage');
@@ -56,21 +62,34 @@ async function serve(argv: string[]): Promise<number> {
   const realm = str(p, 'token-realm');
   if (realm !== undefined && !/^https?:\/\/[^/]/.test(realm)) throw new PierError('registry serve: --token-realm must be an absolute http(s) URL');
   const logTo = str(p, 'access-log');
+  const remote = str(p, 'proxy-remote');
+  const credFile = str(p, 'proxy-credentials');
+  if (credFile !== undefined && remote === undefined) throw new PierError('registry serve: --proxy-credentials needs --proxy-remote');
   const reg = await startRegistry({
     listen, storage,
     auth: { htpasswd: str(p, 'htpasswd'), access: str(p, 'access'), tokenIssuer, tokenKey: str(p, 'token-key'), service: str(p, 'token-service'), realm, tokenTtl: ttl },
     tls: tlsCert && tlsKey ? { cert: tlsCert, key: tlsKey } : undefined,
     accessLog: logTo === 'none' ? false : logTo ?? ((line: string) => writeStderr(line)),
     metricsListen: str(p, 'metrics-listen'),
+    ...(remote !== undefined ? { proxy: { remote, ...(credFile !== undefined ? { credentials: readCredentials(credFile) } : {}) } } : {}),
   });
   const mode = reg.gate ? (reg.gate.mode === 'token' ? `token auth, realm ${realm ?? `${reg.url}/token`}` : 'basic auth') : 'no auth';
-  writeStdout(`pier registry listening on ${reg.url} (storage ${storage}; ${mode}${reg.metricsUrl ? `; metrics on ${reg.metricsUrl}/metrics` : ''})\n`);
+  writeStdout(`pier registry listening on ${reg.url} (storage ${storage}; ${mode}${remote ? `; pull-through cache of ${remote}` : ''}${reg.metricsUrl ? `; metrics on ${reg.metricsUrl}/metrics` : ''})\n`);
   await new Promise<void>((resolve) => {
     const stop = () => { void reg.close().then(resolve); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
   return 0;
+}
+
+/** `USER:PASSWORD` on the first line of a file (kept out of the process list). */
+function readCredentials(path: string): { username: string; password: string } {
+  let line: string;
+  try { line = readFileSync(path, 'utf8').split('\n')[0].trim(); } catch (err) { throw new PierError(`registry serve: cannot read --proxy-credentials ${path}: ${(err as Error).message}`); }
+  const colon = line.indexOf(':');
+  if (colon <= 0) throw new PierError(`registry serve: --proxy-credentials ${path} must hold USER:PASSWORD`);
+  return { username: line.slice(0, colon), password: line.slice(colon + 1) };
 }
 
 async function gc(argv: string[]): Promise<number> {

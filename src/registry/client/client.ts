@@ -35,7 +35,9 @@ export async function registryError(res: Response, what: string): Promise<PierEr
   try {
     const body = JSON.parse(text) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
     const e = body.errors?.[0];
-    if (e?.code) return new PierError(`${e.code}: ${e.message ?? ''}${what ? ` (${what})` : ''}`.replace(/\s+/g, ' ').trim());
+    // the spec's message is per code; what exactly was wrong, when said, is in detail.reason (pier's registry says it there)
+    const reason = e?.detail && typeof e.detail === 'object' && typeof (e.detail as { reason?: unknown }).reason === 'string' ? (e.detail as { reason: string }).reason : undefined;
+    if (e?.code) return new PierError(`${e.code}: ${reason ?? e.message ?? ''}${what ? ` (${what})` : ''}`.replace(/\s+/g, ' ').trim());
   } catch { /* not JSON */ }
   const code = res.status === 401 ? 'UNAUTHORIZED' : res.status === 403 ? 'DENIED' : res.status === 404 ? 'NOT_FOUND' : `HTTP ${res.status}`;
   return new PierError(`${code}: ${what}`);

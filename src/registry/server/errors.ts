@@ -8,7 +8,7 @@ export type ErrorCode =
   | 'BLOB_UNKNOWN' | 'BLOB_UPLOAD_INVALID' | 'BLOB_UPLOAD_UNKNOWN' | 'DIGEST_INVALID'
   | 'MANIFEST_BLOB_UNKNOWN' | 'MANIFEST_INVALID' | 'MANIFEST_UNKNOWN' | 'NAME_INVALID'
   | 'NAME_UNKNOWN' | 'SIZE_INVALID' | 'UNAUTHORIZED' | 'DENIED' | 'UNSUPPORTED'
-  | 'TOOMANYREQUESTS';
+  | 'TOOMANYREQUESTS' | 'UNAVAILABLE';
 
 const MESSAGES: Record<ErrorCode, string> = {
   BLOB_UNKNOWN: 'blob unknown to registry',
@@ -25,6 +25,8 @@ const MESSAGES: Record<ErrorCode, string> = {
   DENIED: 'requested access to the resource is denied',
   UNSUPPORTED: 'the operation is unsupported',
   TOOMANYREQUESTS: 'too many requests',
+  // distribution's own code (not the OCI spec's): a pull-through cache whose upstream failed
+  UNAVAILABLE: 'service unavailable',
 };
 
 export class RegistryError extends PierError {

@@ -12,6 +12,7 @@ import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadSt
 const MAX_TAG_PARAMS = 100;
 import { isValidTag } from '../../image/index.ts';
 import type { Gate } from './gate.ts';
+import type { PullThrough } from './proxy.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
 import { sendBody, takeSocketBody } from './native-io.ts';
 
@@ -69,6 +70,8 @@ export interface HandlerOptions {
   uploadsInProgress?: () => Promise<number>;
   /** serve /metrics to loopback clients on this listener (default true) */
   metricsOnLoopback?: boolean;
+  /** pull-through cache of another registry (proxy.ts) */
+  proxy?: PullThrough;
 }
 
 function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
@@ -119,13 +122,13 @@ export function createHandler(store: RegistryStore, opts: HandlerOptions = {}): 
       }
       if (gate) ctx.user = gate.check(req, url, opts.secure ?? false);
       if (url.pathname === '/v2/_catalog') return catalog(store, req, res, url.searchParams, (repo) => !gate || gate.mayPull(ctx.user, repo));
-      return handle(store, req, res);
+      return handle(store, req, res, opts.proxy);
     };
     run().catch((err: unknown) => fail(req, res, err));
   };
 }
 
-async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, proxy?: PullThrough): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://registry.invalid');
   const method = req.method ?? 'GET';
   const path = url.pathname;
@@ -140,6 +143,12 @@ async function handle(store: RegistryStore, req: IncomingMessage, res: ServerRes
   const name = m[1];
   checkName(name);
   const q = url.searchParams;
+  if (proxy) {
+    if (method !== 'GET' && method !== 'HEAD') throw proxy.refuse(method);
+    // fill the cache first; the ordinary handlers then serve from it
+    if (m[4] !== undefined) await proxy.blob(store, name, checkDigest(m[4]).digest);
+    if (m[5] !== undefined && (m[5].includes(':') || isValidTag(m[5]))) await proxy.manifest(store, name, m[5]);
+  }
   if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q);
   if (m[4] !== undefined) return blobs(store, req, res, name, m[4]);
   if (m[5] !== undefined) return manifests(store, req, res, name, m[5], q);

@@ -15,6 +15,7 @@ import { Gate, type AuthOptions } from './gate.ts';
 import { AccessLog, Metrics } from './observe.ts';
 import { FilesystemDriver, type StorageDriver } from './storage.ts';
 import { RegistryStore } from './store.ts';
+import { PullThrough, type ProxyOptions } from './proxy.ts';
 import { collectRegistryGarbage, type GcOptions, type RegistryGcResult } from './gc.ts';
 
 export { RegistryError, type ErrorCode } from './errors.ts';
@@ -22,6 +23,7 @@ export { FilesystemDriver, type StorageDriver, type FileInfo } from './storage.t
 export { RegistryStore } from './store.ts';
 export type { GcOptions, RegistryGcResult } from './gc.ts';
 export type { AuthOptions } from './gate.ts';
+export type { ProxyOptions } from './proxy.ts';
 export { TokenKey, verifyToken, type Claims } from './token.ts';
 export { AccessPolicy, Htpasswd } from './auth.ts';
 
@@ -42,6 +44,8 @@ export interface RegistryOptions {
   metricsListen?: string;
   /** split referrers responses larger than this many bytes into pages (default: 4 MiB) */
   referrersPageBytes?: number;
+  /** be a pull-through cache of another registry (proxy.ts) */
+  proxy?: ProxyOptions;
 }
 
 export interface RunningRegistry {
@@ -96,6 +100,7 @@ function closeServer(server: Server): Promise<void> {
 export async function startRegistry(opts: RegistryOptions): Promise<RunningRegistry> {
   parseListen(opts.listen);
   if (opts.metricsListen) parseListen(opts.metricsListen);
+  const proxy = opts.proxy ? new PullThrough(opts.proxy) : undefined; // (checks the URL before anything is made)
   if (!opts.driver && opts.storage) mkdirp(opts.storage);
   const driver = driverOf(opts);
   const store = new RegistryStore(driver, { referrersPageBytes: opts.referrersPageBytes });
@@ -104,7 +109,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
   const accessLog = opts.accessLog ? new AccessLog(opts.accessLog) : undefined;
   const uploadsInProgress = async () => (await driver.list('_uploads')).length;
   const secure = opts.tls !== undefined;
-  const handler = createHandler(store, { gate, metrics, accessLog, secure, uploadsInProgress });
+  const handler = createHandler(store, { gate, metrics, accessLog, secure, uploadsInProgress, proxy });
   const server: Server = opts.tls
     ? createHttpsServer({ requestTimeout: 0, cert: readPem(opts.tls.cert, 'certificate'), key: readPem(opts.tls.key, 'key') }, handler) as unknown as Server
     : createServer({ requestTimeout: 0 }, handler);
@@ -134,6 +139,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
     close: async () => {
       await Promise.all([closeServer(server), metricsServer ? closeServer(metricsServer) : undefined]);
       await accessLog?.close();
+      proxy?.close();
     },
   };
 }

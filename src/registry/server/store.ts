@@ -314,7 +314,11 @@ export class RegistryStore {
    * Validate and store a manifest exactly as received. Returns its digest and the subject digest
    * when it has one (for `OCI-Subject`).
    */
-  async putManifest(name: string, ref: string, contentType: string, body: Buffer, extraTags: string[] = []): Promise<{ digest: string; subject?: string; tags: string[] }> {
+  /**
+   * Store a pushed manifest. `cached`: a pull-through cache keeping what its upstream served, whose
+   * blobs come later, when asked for (so they are not required to be here).
+   */
+  async putManifest(name: string, ref: string, contentType: string, body: Buffer, extraTags: string[] = [], opts: { cached?: boolean } = {}): Promise<{ digest: string; subject?: string; tags: string[] }> {
     const isDigestRef = ref.includes(':');
     let algorithm: DigestAlgorithm = 'sha256';
     if (isDigestRef) algorithm = checkDigest(ref).algorithm;
@@ -357,7 +361,7 @@ export class RegistryStore {
       throw new RegistryError('MANIFEST_INVALID', 400, { message: messageOf(err) });
     }
     const isIndex = INDEX_MEDIA_TYPES.includes(mt);
-    for (const d of refs) {
+    for (const d of opts.cached ? [] : refs) {
       // non-distributable (foreign) layers live elsewhere, named by `urls`: nothing to find here
       if (!isIndex && isForeignLayer(d.mediaType)) continue;
       const ok = isIndex ? await this.resolveManifest(name, d.digest) : await this.blobStat(name, d.digest) !== undefined ? true : undefined;
