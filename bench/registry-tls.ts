@@ -14,13 +14,10 @@
  * Usage: node bench/registry-tls.ts [N=3]
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { ImageService } from '../src/image/index.ts';
-import { startPierRegistry } from './pier-registry.ts';
+import { makeRandomImage, startPierRegistry } from './registry-common.ts';
 
 const N = Number(process.argv[2] ?? 3);
 const TOP = join(import.meta.dirname, '..');
@@ -47,29 +44,13 @@ function startRegistry(dir: string): ReturnType<typeof startPierRegistry> {
   return startPierRegistry(dir, ['--tls-cert', join(TMP, 'tls.crt'), '--tls-key', join(TMP, 'tls.key')]);
 }
 
-async function makeImage(root: string): Promise<number> {
-  const svc = new ImageService({ root });
-  svc.content.init();
-  const layers: { mediaType: string; digest: string; size: number }[] = [];
-  for (let i = 0; i < LAYERS; i++) {
-    const gen = function* () { for (let n = 0; n < LAYER_SIZE; n += 4 << 20) yield randomBytes(4 << 20); };
-    const w = await svc.content.write(Readable.from(gen()));
-    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: w.digest, size: w.size });
-  }
-  const config = await svc.content.write(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } })));
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size }, layers }));
-  const m = await svc.content.write(manifest);
-  await svc.refs.set('big:1', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.digest, size: m.size });
-  return config.size + LAYERS * LAYER_SIZE;
-}
-
 async function main(): Promise<void> {
   run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
     '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(TMP, 'tls.key'), '-out', join(TMP, 'tls.crt')]);
   mkdirSync(CERTS);
   copyFileSync(join(TMP, 'tls.crt'), join(CERTS, 'ca.crt'));
   const src = join(TMP, 'src');
-  const bytes = await makeImage(src);
+  const { bytes } = await makeRandomImage(src, LAYERS, LAYER_SIZE);
   const layout = join(TMP, 'layout');
   run(PIER, ['image', 'export', '--output', layout, 'big:1'], { PIER_ROOT: src });
   const tag = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { annotations?: Record<string, string> }[] })

@@ -29,7 +29,7 @@ import { Readable } from 'node:stream';
 import { ImageService } from '../src/image/index.ts';
 import { Pusher, Puller, RegistryClient, parseRemoteReference } from '../src/registry/index.ts';
 import { startRegistry as startDistribution } from '../test/helpers/registry.ts';
-import { startPierRegistry } from './pier-registry.ts';
+import { makeRandomImage, startPierRegistry } from './registry-common.ts';
 
 const N = Number(process.argv[2] ?? 3);
 const LAYERS = 8;
@@ -59,24 +59,6 @@ async function startPier(dir: string): Promise<Server> {
 async function startDist(dir: string): Promise<Server> {
   const r = await startDistribution(dir);
   return { name: 'docker-registry', host: r.host, pid: r.proc.pid!, stop: r.stop };
-}
-
-/** The ~1 GiB image in its own PIER_ROOT, tagged `big:1`. */
-async function makeBigImage(root: string): Promise<{ bytes: number; layers: string[] }> {
-  const svc = new ImageService({ root });
-  svc.content.init();
-  const layers: { mediaType: string; digest: string; size: number }[] = [];
-  for (let i = 0; i < LAYERS; i++) {
-    const gen = function* () { for (let n = 0; n < LAYER_SIZE; n += 4 << 20) yield randomBytes(4 << 20); };
-    const w = await svc.content.write(Readable.from(gen()));
-    layers.push({ mediaType: OCI_LAYER, digest: w.digest, size: w.size });
-  }
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
-  const c = await svc.content.write(config);
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: c.digest, size: c.size }, layers }));
-  const m = await svc.content.write(manifest);
-  await svc.refs.set('big:1', { mediaType: OCI_MANIFEST, digest: m.digest, size: m.size });
-  return { bytes: c.size + layers.reduce((s, l) => s + l.size, 0), layers: layers.map((l) => l.digest) };
 }
 
 async function pushBig(srcRoot: string, host: string): Promise<number> {
@@ -168,7 +150,7 @@ function settleDisk(): void {
 
 async function main(): Promise<void> {
   const src = join(TMP, 'src');
-  const { bytes, layers } = await makeBigImage(src);
+  const { bytes, layers } = await makeRandomImage(src, LAYERS, LAYER_SIZE);
   const layerBytes = LAYERS * LAYER_SIZE;
   const res: Record<string, { push: number[]; pull: number[]; pullCpu: number[]; serve: number[]; many: number[] }> = {
     pier: { push: [], pull: [], pullCpu: [], serve: [], many: [] }, 'docker-registry': { push: [], pull: [], pullCpu: [], serve: [], many: [] },

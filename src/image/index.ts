@@ -9,7 +9,7 @@ import { ContentStore } from './store/content.ts';
 import { RefIndex, type RefEntry } from './store/refs.ts';
 import { collectGarbage, type GcResult } from './store/gc.ts';
 import { reachable } from './store/walk.ts';
-import { ANNOTATIONS, INDEX_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci/types.ts';
+import { INDEX_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from './oci/types.ts';
 import { manifestKind, parseConfig, parseIndex, parseManifest } from './oci/validate.ts';
 import { formatReference, parseReference } from './oci/reference.ts';
 import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions, type ImportedImage } from './transfer/index.ts';
@@ -22,8 +22,8 @@ import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 export * from './oci/types.ts';
 export { parseReference, formatReference, normalizeReference, isValidTag, type Reference } from './oci/reference.ts';
 export { parseManifest, parseIndex, parseConfig, validateDescriptor, manifestKind } from './oci/validate.ts';
-export { parsePlatform, formatPlatform, platformMatches, pickPlatform, platformsOf } from './oci/platform.ts';
-import { formatPlatform, pickPlatform, platformsOf } from './oci/platform.ts';
+export { parsePlatform, formatPlatform, platformMatches, pickPlatform, platformsOf, platformOf } from './oci/platform.ts';
+import { formatPlatform, pickPlatform, platformsOf, platformOf } from './oci/platform.ts';
 export { ContentStore, Lease, type BlobInfo, type WriteResult, type Expected, type Ingest } from './store/content.ts';
 export { RefIndex, type RefEntry } from './store/refs.ts';
 export type { GcResult } from './store/gc.ts';
@@ -277,7 +277,7 @@ export class ImageService {
       manifestDigest: img.manifestDigest,
       configDigest: img.configDigest,
       size: await this.sizeOf(img.target, img.manifest, img.manifestDigest),
-      platform: { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) },
+      platform: platformOf(img.config),
       manifest: img.manifest,
       config: img.config,
     };
@@ -326,7 +326,7 @@ export class ImageService {
     let entries: Descriptor[] = existing ? parseIndex(await this.content.readBytes(existing.digest), existing.mediaType, `index ${existing.digest}`).manifests : [];
     for (const input of images) {
       const img = await this.resolve(input);
-      const platform: Platform = { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) };
+      const platform = platformOf(img.config);
       const m = img.manifestDescriptor;
       const entry: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size, platform };
       entries = [...entries.filter((e) => formatPlatform(e.platform) !== formatPlatform(platform)), entry];

@@ -185,7 +185,11 @@ export async function createContainer(c: EngineClient, req: CreateRequest, polic
   }
 }
 
-/** host[:port]/… as the registry client reads names (a dot, a port or localhost before the first slash). */
+/**
+ * host[:port]/… as the registry client reads names (a dot, a port or localhost before the first
+ * slash). Its own copy of parseRemoteReference's test: importing that drags the image layer into
+ * pier-client.cjs (215 KB, measured; test/unit/bundles.test.ts).
+ */
 function namesRegistry(image: string): boolean {
   const first = image.split('/')[0];
   return image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['));

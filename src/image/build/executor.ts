@@ -13,7 +13,7 @@ import { PierError, messageOf } from '../../common/errors.ts';
 import { fsx } from '../../common/fsx.ts';
 import { Runtime, type Spec } from '../../runtime/index.ts';
 import type { ImageService } from '../index.ts';
-import { formatReference, parseReference, type ContainerConfig, type Descriptor, type HistoryEntry, type Platform } from '../oci/index.ts';
+import { formatReference, parseReference, platformOf, type ContainerConfig, type Descriptor, type HistoryEntry, type Platform } from '../oci/index.ts';
 import { reachable, type Lease } from '../store/index.ts';
 import { diffUpper, packDirectory, type Compression, type LayerBlob } from '../layer/index.ts';
 import { Snapshotter } from '../snapshot/index.ts';
@@ -323,7 +323,7 @@ export class Builder {
       const layers = img.manifest.layers.map((l, i) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, diffId: img.config.rootfs.diff_ids[i] }));
       st = {
         ...base, key: stepKey('', ['image', img.manifestDigest]), layers, config: clone(img.config.config ?? {}), history: clone(img.config.history ?? []),
-        platform: { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) },
+        platform: platformOf(img.config),
         shell: DEFAULT_SHELL,
       };
     }

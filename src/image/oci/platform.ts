@@ -15,6 +15,11 @@ export function parsePlatform(s: string): Platform {
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
+/** The platform an image config describes (its os, architecture and variant). */
+export function platformOf(config: { os: string; architecture: string; variant?: string }): Platform {
+  return { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+}
+
 export function formatPlatform(p: Platform | undefined): string {
   if (!p) return '?';
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;

@@ -57,7 +57,7 @@ export class Lease {
     appendFileSync(this.path, digest + '\n');
   }
   release(): void {
-    this.forget?.();
+    this.forget();
     try { unlinkSync(this.path); } catch { /* gone */ }
   }
 }

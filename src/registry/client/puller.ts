@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { PierError } from '../../common/errors.ts';
-import { ImageService, formatPlatform, manifestKind, parseConfig, parseIndex, parseManifest, pickPlatform, platformMatches, platformsOf, type Descriptor, type Platform, type Lease } from '../../image/index.ts';
+import { ImageService, formatPlatform, manifestKind, parseConfig, parseIndex, parseManifest, pickPlatform, platformMatches, platformOf, platformsOf, type Descriptor, type Platform, type Lease } from '../../image/index.ts';
 import { RegistryClient, type ClientOptions } from './client.ts';
 import { BlobSources } from './blob-sources.ts';
 import { Progress } from './progress.ts';
@@ -142,7 +142,7 @@ export class Puller {
         const config = parsed[0].config;
         await fetchAll([config]);
         const c = parseConfig(await content.readBytes(config.digest), parsed[0], `config ${config.digest}`);
-        const got = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) };
+        const got = platformOf(c);
         if (!platformMatches(got, want)) throw new PierError(`${formatRemoteReference(this.src)} is ${formatPlatform(got)}, not ${formatPlatform(want)}`);
       }
       const all = parsed.flatMap((m) => [m.config, ...m.layers]).filter((b) => !b.urls?.length);

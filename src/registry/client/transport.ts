@@ -70,6 +70,8 @@ export class Transport {
   private bearer: Challenge | undefined;
   /** this transport's own connections, so close() ends them and the process can exit at once */
   private readonly agent: HttpAgent;
+  /** where the CAs came from (certs.d / --cert-dir), for a TLS failure's message */
+  private readonly tlsDirs: string[];
 
   constructor(host: string, opts: { plainHttp: boolean; credentials?: Credentials; tls?: TlsMaterial }) {
     this.host = host;
@@ -85,8 +87,6 @@ export class Transport {
       ...(tls?.cert ? { cert: tls.cert, key: tls.key } : {}),
     });
   }
-
-  private readonly tlsDirs: string[];
 
   /** One line for a failed request; a TLS failure says where trust comes from. */
   private failure(method: string, url: URL, err: NodeJS.ErrnoException): PierError {

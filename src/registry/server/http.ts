@@ -121,14 +121,20 @@ export function createHandler(store: RegistryStore, opts: HandlerOptions = {}): 
         return;
       }
       if (gate) ctx.user = gate.check(req, url, opts.secure ?? false);
-      if (url.pathname === '/v2/_catalog') return catalog(store, req, res, url.searchParams, (repo) => !gate || gate.mayPull(ctx.user, repo));
-      return handle(store, req, res, opts.proxy);
+      return handle(store, req, res, { proxy: opts.proxy, mayPull: (repo) => !gate || gate.mayPull(ctx.user, repo) });
     };
     run().catch((err: unknown) => fail(req, res, err));
   };
 }
 
-async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, proxy?: PullThrough): Promise<void> {
+/** What a request may see beyond the store: the cache's upstream, and the catalog's filter. */
+interface RequestScope {
+  proxy?: PullThrough;
+  /** may this caller pull from the repository (what the catalog lists) */
+  mayPull: (repo: string) => boolean;
+}
+
+async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, { proxy, mayPull }: RequestScope): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://registry.invalid');
   const method = req.method ?? 'GET';
   const path = url.pathname;
@@ -138,6 +144,7 @@ async function handle(store: RegistryStore, req: IncomingMessage, res: ServerRes
     send(res, 200, { 'Content-Type': 'application/json', 'Content-Length': body.length }, method === 'HEAD' ? undefined : body);
     return;
   }
+  if (path === '/v2/_catalog') return catalog(store, req, res, url.searchParams, mayPull);
   const m = ROUTE.exec(path);
   if (!m) throw new RegistryError('UNSUPPORTED', 404, { message: `no such endpoint: ${method} ${path}` });
   const name = m[1];

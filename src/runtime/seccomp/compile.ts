@@ -122,14 +122,6 @@ function parseEntry(s: SeccompSyscall, i: number): ParsedEntry {
   return { names: s.names, action, actionName: s.action, conds };
 }
 
-function describeAction(ret: number): string {
-  for (const [name, v] of Object.entries(FIXED_ACTIONS)) if (v === ret && name !== 'SCMP_ACT_KILL') return name;
-  const data = ret & 0xffff;
-  if ((ret & 0xffff0000) >>> 0 === SECCOMP_RET_ERRNO) return `SCMP_ACT_ERRNO(${data})`;
-  if ((ret & 0xffff0000) >>> 0 === SECCOMP_RET_TRACE) return `SCMP_ACT_TRACE(${data})`;
-  return `0x${ret.toString(16)}`;
-}
-
 /** Groups the parsed entries by syscall number for one architecture; names it lacks are skipped. */
 function planSection(entries: ParsedEntry[], arch: ArchSection, defaultAction: number): Map<number, SyscallPlan> {
   const plans = new Map<number, SyscallPlan>();
