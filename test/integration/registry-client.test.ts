@@ -381,9 +381,9 @@ test('a pull interrupted (SIGINT, SIGTERM) mid-blob exits 130/143 and leaves no 
       const c = spawn(join(TOP, 'bin', 'pier'), ['pull', `${host}/x/y:1`], { env: { ...process.env, PIER_ROOT: root, PIER_REGISTRY_NATIVE_IO: native }, stdio: 'ignore' });
       const exited = new Promise<number | null>((r) => c.on('exit', (status) => r(status)));
       await sent;
-      // the body is under way into a temp file
+      // the body is under way into a temp file (the config's may not be renamed yet: one or two)
       for (let i = 0; i < 100 && readdirSync(join(root, 'images', 'ingest')).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(readdirSync(join(root, 'images', 'ingest')).length, 1, 'a temp file while it pulls');
+      assert.ok(readdirSync(join(root, 'images', 'ingest')).length >= 1, 'a temp file while it pulls');
       c.kill(signal);
       assert.equal(await exited, code);
       assert.deepEqual(readdirSync(join(root, 'images', 'ingest')), [], signal);
