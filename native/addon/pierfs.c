@@ -2,7 +2,7 @@
  * pierfs: the filesystem syscalls Node's fs module lacks, as a tiny N-API addon.
  * mknod/mkfifo (device nodes and whiteouts), l*xattr on Buffers (binary values such as
  * security.capability), lsetmeta (owner + mode + nanosecond mtime in one call, never following
- * symlinks), mount/umount2 (overlay snapshots), sendfile (a file range to a socket from a thread of
+ * symlinks) and fsetmeta (the same on an open fd), mount/umount2 (overlay snapshots), sendfile (a file range to a socket from a thread of
  * its own, for the registry's blob GETs and pushes), recvToFile (a request body straight from the
  * socket into a file, hashed on the way, for blob uploads), recvInto (a download into big Buffers),
  * sha256 states that can be copied, and syncFileRange (early writeback). Errors are thrown like
@@ -180,15 +180,62 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* lgetxattr(path, name) → Buffer, or null when the attribute is absent. */
+/* fsetxattr(fd, name, value[, flags]): on an open fd, so no name is looked up again. */
+static napi_value js_fsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  size_t argc = 4;
+  char name[NAME_BUF];
+  void *data = NULL;
+  size_t len = 0;
+  int64_t fd, flags = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) return throw_type(env, "expected 3 arguments");
+  if (!get_i64(env, argv[0], &fd, "fd") || !get_str(env, argv[1], name, sizeof name, "name")) return NULL;
+  bool isbuf = false;
+  napi_is_buffer(env, argv[2], &isbuf);
+  if (!isbuf) return throw_type(env, "value must be a Buffer");
+  napi_get_buffer_info(env, argv[2], &data, &len);
+  if (argc > 3 && !get_i64(env, argv[3], &flags, "flags")) return NULL;
+  if (fsetxattr((int)fd, name, len ? data : "", len, (int)flags) != 0) return throw_errno(env, errno, "fsetxattr", name);
+  return undefined(env);
+}
+
+/*
+ * The file an xattr call is about: a path (not followed at its end) or, when JS gives a number, an
+ * open fd (fgetxattr/flistxattr: nothing is looked up again).
+ */
+static int get_target(napi_env env, napi_value v, int *fd, char *path, size_t size) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_number) {
+    int64_t n;
+    if (!get_i64(env, v, &n, "fd")) return 0;
+    *fd = (int)n;
+    snprintf(path, size, "fd %d", *fd);
+    return 1;
+  }
+  *fd = -1;
+  return get_str(env, v, path, size, "path");
+}
+
+static ssize_t x_get(int fd, const char *path, const char *name, void *buf, size_t n) {
+  return fd >= 0 ? fgetxattr(fd, name, buf, n) : lgetxattr(path, name, buf, n);
+}
+
+static ssize_t x_list(int fd, const char *path, char *buf, size_t n) {
+  return fd >= 0 ? flistxattr(fd, buf, n) : llistxattr(path, buf, n);
+}
+
+/* lgetxattr(path | fd, name) → Buffer, or null when the attribute is absent. */
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[2], out;
   char path[PATH_BUF], name[NAME_BUF];
-  if (!get_args(env, info, 2, argv) || !get_str(env, argv[0], path, sizeof path, "path") ||
+  int fd;
+  if (!get_args(env, info, 2, argv) || !get_target(env, argv[0], &fd, path, sizeof path) ||
       !get_str(env, argv[1], name, sizeof name, "name"))
     return NULL;
   char small[256];
-  ssize_t n = lgetxattr(path, name, small, sizeof small);
+  ssize_t n = x_get(fd, path, name, small, sizeof small);
   if (n >= 0) {
     void *dst;
     napi_create_buffer_copy(env, (size_t)n, small, &dst, &out);
@@ -200,11 +247,11 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
       return out;
     }
     if (errno != ERANGE) return throw_errno(env, errno, "lgetxattr", path);
-    ssize_t size = lgetxattr(path, name, NULL, 0);
+    ssize_t size = x_get(fd, path, name, NULL, 0);
     if (size < 0) continue;
     char *buf = malloc((size_t)size + 1);
     if (!buf) return throw_errno(env, ENOMEM, "lgetxattr", path);
-    n = lgetxattr(path, name, buf, (size_t)size + 1);
+    n = x_get(fd, path, name, buf, (size_t)size + 1);
     if (n >= 0) {
       void *dst;
       napi_create_buffer_copy(env, (size_t)n, buf, &dst, &out);
@@ -215,26 +262,27 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   }
 }
 
-/* llistxattr(path) → string[] */
+/* llistxattr(path | fd) → string[] */
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
   char path[PATH_BUF];
-  if (!get_args(env, info, 1, argv) || !get_str(env, argv[0], path, sizeof path, "path")) return NULL;
+  int fd;
+  if (!get_args(env, info, 1, argv) || !get_target(env, argv[0], &fd, path, sizeof path)) return NULL;
   char small[1024];
   char *buf = small;
-  ssize_t n = llistxattr(path, small, sizeof small);
+  ssize_t n = x_list(fd, path, small, sizeof small);
   while (n < 0) {
     if (errno != ERANGE) {
       int err = errno;
       if (buf != small) free(buf);
       return throw_errno(env, err, "llistxattr", path);
     }
-    ssize_t size = llistxattr(path, NULL, 0);
+    ssize_t size = x_list(fd, path, NULL, 0);
     if (size < 0) return throw_errno(env, errno, "llistxattr", path);
     if (buf != small) free(buf);
     buf = malloc((size_t)size + 1);
     if (!buf) return throw_errno(env, ENOMEM, "llistxattr", path);
-    n = llistxattr(path, buf, (size_t)size + 1);
+    n = x_list(fd, path, buf, (size_t)size + 1);
   }
   napi_create_array(env, &out);
   uint32_t i = 0;
@@ -275,9 +323,43 @@ static napi_value js_lsetmeta(napi_env env, napi_callback_info info) {
     return NULL;
   if (uid >= 0 && fchownat(AT_FDCWD, path, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) != 0)
     return throw_errno(env, errno, "lchown", path);
-  if (mode >= 0 && fchmodat(AT_FDCWD, path, (mode_t)mode, 0) != 0) return throw_errno(env, errno, "chmod", path);
+  /* AT_SYMLINK_NOFOLLOW: if the last component became a symlink since it was made, glibc refuses
+   * (EOPNOTSUPP) instead of changing whatever the link points to. */
+  if (mode >= 0 && fchmodat(AT_FDCWD, path, (mode_t)mode, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "chmod", path);
   struct timespec ts[2] = {{.tv_sec = sec, .tv_nsec = nsec}, {.tv_sec = sec, .tv_nsec = nsec}};
   if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat", path);
+  return undefined(env);
+}
+
+/*
+ * fsetmeta(fd, uid, gid, mode, mtimeSec, mtimeNsec): lsetmeta on an open file instead of a path, so
+ * nothing is looked up again (a container that swaps a name for a symlink cannot redirect it). The
+ * fd may be O_PATH (device nodes and fifos are never opened for I/O): chown goes through
+ * AT_EMPTY_PATH and chmod/utimensat through the fd's /proc/self/fd link, which names this very inode.
+ * A symlink's fd is refused (ELOOP): its metadata is set by name, relative to its directory's fd.
+ */
+static napi_value js_fsetmeta(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  int64_t fd, uid, gid, mode, sec, nsec;
+  if (!get_args(env, info, 6, argv) || !get_i64(env, argv[0], &fd, "fd") || !get_i64(env, argv[1], &uid, "uid") ||
+      !get_i64(env, argv[2], &gid, "gid") || !get_i64(env, argv[3], &mode, "mode") ||
+      !get_i64(env, argv[4], &sec, "mtimeSec") || !get_i64(env, argv[5], &nsec, "mtimeNsec"))
+    return NULL;
+  struct stat st;
+  if (fstat((int)fd, &st) != 0) return throw_errno(env, errno, "fstat", NULL);
+  if (S_ISLNK(st.st_mode)) return throw_errno(env, ELOOP, "fsetmeta", NULL);
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", (int)fd);
+  if (uid >= 0 && fchownat((int)fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH) != 0) return throw_errno(env, errno, "fchown", NULL);
+  if (mode >= 0 && fchmod((int)fd, (mode_t)mode) != 0) {
+    if (errno != EBADF || chmod(proc, (mode_t)mode) != 0) return throw_errno(env, errno, "fchmod", NULL);
+  }
+  if (sec >= 0) {
+    struct timespec ts[2] = {{.tv_sec = sec, .tv_nsec = nsec}, {.tv_sec = sec, .tv_nsec = nsec}};
+    if (futimens((int)fd, ts) != 0) {
+      if (errno != EBADF || utimensat(AT_FDCWD, proc, ts, 0) != 0) return throw_errno(env, errno, "futimens", NULL);
+    }
+  }
   return undefined(env);
 }
 
@@ -778,6 +860,7 @@ NAPI_MODULE_INIT() {
       {"mknod", js_mknod},           {"mkfifo", js_mkfifo},         {"makedev", js_makedev},
       {"devsplit", js_devsplit},     {"lsetxattr", js_lsetxattr},   {"lgetxattr", js_lgetxattr},
       {"llistxattr", js_llistxattr}, {"lremovexattr", js_lremovexattr}, {"lsetmeta", js_lsetmeta},
+      {"fsetmeta", js_fsetmeta},     {"fsetxattr", js_fsetxattr},
       {"mount", js_mount},           {"umount2", js_umount2},       {"sendfile", js_sendfile},
       {"transferCancel", js_transfer_cancel},
       {"recvToFile", js_recv_to_file}, {"recvInto", js_recv_into},   {"syncFileRange", js_sync_file_range},

@@ -18,12 +18,20 @@ export interface PierFs {
   /** [major, minor] of a device number (stat's rdev). */
   devsplit(dev: number): [number, number];
   lsetxattr(path: string, name: string, value: Buffer, flags?: number): void;
-  /** The attribute's value, or null when the file has no such attribute. */
-  lgetxattr(path: string, name: string): Buffer | null;
-  llistxattr(path: string): string[];
+  /** setxattr on an open fd (not O_PATH). */
+  fsetxattr(fd: number, name: string, value: Buffer, flags?: number): void;
+  /** The attribute's value, or null when the file has no such attribute. A number is an open fd (fgetxattr). */
+  lgetxattr(path: string | number, name: string): Buffer | null;
+  /** A number is an open fd (flistxattr). */
+  llistxattr(path: string | number): string[];
   lremovexattr(path: string, name: string): void;
   /** lchown (uid < 0 skips), chmod (mode < 0 skips; never for symlinks), then atime = mtime, never following symlinks. */
   lsetmeta(path: string, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
+  /**
+   * The same on an open fd (O_PATH too; mtimeSec < 0 skips the times): nothing is looked up again.
+   * A symlink's fd is refused with ELOOP.
+   */
+  fsetmeta(fd: number, uid: number, gid: number, mode: number, mtimeSec: number, mtimeNsec: number): void;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
   /**

@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.ts';
+import { Scope, readFileIn } from '../common/rooted.ts';
 import { PierError, errnoOf } from '../common/errors.ts';
 import { defaultSpec } from '../runtime/index.ts';
 import type { Spec } from '../runtime/index.ts';
@@ -98,11 +99,13 @@ export function resolveInRoot(rootfs: string, path: string): string {
 
 /** A text file of the rootfs by its in-container path, or undefined when it is absent. */
 function readInRoot(rootfs: string, path: string): string | undefined {
+  // Read through fds from the rootfs (a running container's, for exec -u): a symlink swapped in
+  // cannot make us read a host file.
+  const scope = Scope.open(rootfs);
   try {
-    return readFileSync(join(rootfs, resolveInRoot(rootfs, path)), 'utf8');
-  } catch (err) {
-    if (['ENOENT', 'EISDIR', 'ENOTDIR', 'ELOOP'].includes(errnoOf(err) ?? '') || err instanceof PierError) return undefined;
-    throw err;
+    return readFileIn(scope, path)?.toString('utf8');
+  } finally {
+    scope.close();
   }
 }
 

@@ -164,30 +164,35 @@ test('relative in-tree symlinks are followed (merged /usr)', async () => {
   assert.ok(lstatSync(join(dst, 'lib')).isSymbolicLink());
 });
 
-// ---- hostile layers: each is refused, and nothing outside the target changes ----
+// ---- hostile layers: refused, or kept inside the target; nothing outside it ever changes ----
 
-const hostile: { name: string; entries: (outside: string) => Parameters<typeof makeTar>[0]; entry: string }[] = [
+/**
+ * `lands`: the layer is applied, symlinks resolved as a chroot at the target would (containerd's
+ * unpack does the same), and its payload is found at this path inside the target. Otherwise the
+ * layer is refused with an error naming `entry`.
+ */
+const hostile: { name: string; entries: (outside: string) => Parameters<typeof makeTar>[0]; entry: string; lands?: (outside: string) => string }[] = [
   { name: '../ path', entry: '../../outside/pwned', entries: () => [{ name: '../../outside/pwned', body: 'x' }] },
   { name: 'absolute path', entry: '/outside/pwned', entries: (o) => [{ name: `${o}/pwned`, body: 'x' }] },
-  { name: 'symlink to an absolute dir, then a file through it', entry: 'etc/pwned', entries: (o) => [
+  { name: 'symlink to an absolute dir, then a file through it', entry: 'etc/pwned', lands: (o) => `${o.slice(1)}/pwned`, entries: (o) => [
     { name: 'etc', type: 'symlink', linkname: o }, { name: 'etc/pwned', body: 'x' }] },
-  { name: 'symlink to /etc, then a file through it', entry: 'e/passwd-pier-test', entries: () => [
+  { name: 'symlink to /etc, then a file through it', entry: 'e/passwd-pier-test', lands: () => 'etc/passwd-pier-test', entries: () => [
     { name: 'e', type: 'symlink', linkname: '/etc' }, { name: 'e/passwd-pier-test', body: 'x' }] },
-  { name: 'symlink to ../../.., then a file through it', entry: 'up/pwned', entries: () => [
+  { name: 'symlink to ../../.., then a file through it', entry: 'up/pwned', lands: () => 'pwned', entries: () => [
     { name: 'up', type: 'symlink', linkname: '../../..' }, { name: 'up/pwned', body: 'x' }] },
-  { name: 'symlink chain leaving the tree', entry: 'b/c/pwned', entries: () => [
+  { name: 'symlink chain leaving the tree', entry: 'b/c/pwned', lands: () => 'c/pwned', entries: () => [
     { name: 'a', type: 'symlink', linkname: 'sub/../..' }, { name: 'sub/', type: 'directory' }, { name: 'b', type: 'symlink', linkname: 'a' }, { name: 'b/c/pwned', body: 'x' }] },
   { name: 'hard link to /etc/passwd', entry: 'pw', entries: () => [{ name: 'pw', type: 'link', linkname: '/etc/passwd' }] },
   { name: 'hard link to ../outside', entry: 'pw', entries: () => [{ name: 'pw', type: 'link', linkname: '../outside/sentinel' }] },
   { name: 'hard link through an escaping symlink', entry: 'pw', entries: (o) => [
     { name: 's', type: 'symlink', linkname: o }, { name: 'pw', type: 'link', linkname: 's/sentinel' }] },
-  { name: 'whiteout through an escaping symlink', entry: 's/.wh.sentinel', entries: (o) => [
+  { name: 'whiteout through an escaping symlink', entry: 's/.wh.sentinel', lands: (o) => `${o.slice(1)}`, entries: (o) => [
     { name: 's', type: 'symlink', linkname: o }, { name: 's/.wh.sentinel', body: '' }] },
 ];
 
 for (const h of hostile) {
   for (const format of ['overlay', 'apply'] as const) {
-    test(`refuses ${h.name} (${format})`, async () => {
+    test(`${h.lands ? 'contains' : 'refuses'} ${h.name} (${format})`, async () => {
       const base = fresh('hostile');
       const outside = join(base, 'outside');
       const target = join(base, 'a', 'target');
@@ -197,11 +202,16 @@ for (const h of hostile) {
       const before = listTree(outside);
       const etcBefore = readdirSync('/etc').sort();
       const tar = await makeTar(h.entries(outside));
-      await assert.rejects(applyLayer(streamOf(tar), target, { format }), (err: unknown) => {
-        assert.ok(err instanceof PierError, String(err));
-        assert.match(err.message, new RegExp(`layer entry "${h.entry.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace('/outside', '.*outside')}"`));
-        return true;
-      });
+      if (h.lands) {
+        await applyLayer(streamOf(tar), target, { format });
+        assert.ok(existsSync(join(target, h.lands(outside))), `${h.lands(outside)} inside the target`);
+      } else {
+        await assert.rejects(applyLayer(streamOf(tar), target, { format }), (err: unknown) => {
+          assert.ok(err instanceof PierError, String(err));
+          assert.match(err.message, new RegExp(`layer entry "${h.entry.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace('/outside', '.*outside')}"`));
+          return true;
+        });
+      }
       assert.deepEqual(listTree(outside), before);
       assert.deepEqual(readdirSync(join(base, 'a')), ['target']);
       assert.deepEqual(readdirSync(base).sort(), ['a', 'outside']);

@@ -4,14 +4,14 @@
  * container to a shim; the shim's exit report drives teardown, restart policies and --rm.
  * Every change to one container runs under that container's lock, in order.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/atomic.ts';
 import type { Logger } from '../../common/log.ts';
-import { ImageService, resolveInRoot, type ImageConfig } from '../../image/index.ts';
+import { ImageService, applyLayer, archivePath, type ImageConfig } from '../../image/index.ts';
+import { Scope, procFd } from '../../common/rooted.ts';
 import { NetworkManager, type Sandbox } from '../network/index.ts';
 import { VolumeManager } from '../volume/index.ts';
 import { ShimClient, readExit, readLogs, type ExitStatus, type ShimConfig } from '../shim/index.ts';
@@ -717,33 +717,42 @@ export class Engine extends EventEmitter {
     };
   }
 
-  /** Host path of a path in the container's filesystem (a volume or bind if it is under one). */
-  hostPath(ref: string, path: string): string {
+  /**
+   * The container's filesystem as the host may touch it: its rootfs with its volumes and binds at
+   * their destinations, reached through fds only (common/rooted.ts). A running container controls
+   * every name in it, so nothing of it is ever turned into a host path string. Close it when done.
+   */
+  scope(ref: string): Scope {
     const rec = this.get(ref);
-    if (!path.startsWith('/')) throw new PierError(`container path ${JSON.stringify(path)} must be absolute`);
-    const mounts = [...rec.mounts].sort((a, b) => b.destination.length - a.destination.length);
-    for (const m of mounts) {
-      if (path === m.destination || path.startsWith(`${m.destination}/`)) {
-        const base = m.type === 'bind' ? m.source : this.volumes.inspect(m.source).mountpoint;
-        const rel = resolveInRoot(base, path.slice(m.destination.length) || '/');
-        return rel ? join(base, rel) : base;
-      }
-    }
-    const rel = resolveInRoot(rec.rootfs, path);
-    return rel ? join(rec.rootfs, rel) : rec.rootfs;
+    const mounts = rec.mounts.map((m) => {
+      const source = m.type === 'bind' ? m.source : this.volumes.inspect(m.source).mountpoint;
+      // A bind of a single file is reached through the directory that holds it on the host.
+      let file = false;
+      try { file = m.type === 'bind' && !statSync(source).isDirectory(); } catch { /* gone: open fails below */ }
+      return { destination: m.destination, source, file };
+    });
+    return Scope.open(rec.rootfs, mounts);
   }
 }
 
-/** Docker copies an image's files into a new, empty volume mounted over them. */
+/**
+ * Docker copies an image's files into a new, empty volume mounted over them. The image's tree is
+ * read through fds (its symlinks resolved inside it) and written into the volume the same way.
+ */
 async function copyUp(rootfs: string, dest: string, volumeDir: string): Promise<void> {
-  const rel = resolveInRoot(rootfs, dest);
-  const src = join(rootfs, rel);
-  let st;
-  try { st = statSync(src); } catch { return; }
-  if (!st.isDirectory() || readdirSync(src).length === 0) return;
-  await new Promise<void>((resolve, reject) => {
-    execFile('cp', ['-a', `${src}/.`, `${volumeDir}/`], (err, _o, stderr) => (err ? reject(new PierError(`copying ${dest} into its volume: ${stderr.trim() || err.message}`)) : resolve()));
-  });
+  const scope = Scope.open(rootfs);
+  try {
+    let dir;
+    try { dir = scope.openDir(dest); } catch { return; }
+    let empty;
+    try { empty = readdirSync(procFd(dir.fd)).length === 0; } finally { closeSync(dir.fd); }
+    if (empty) return;
+    await applyLayer(archivePath(scope, dest, { followLink: true, contentsOnly: true }), volumeDir, { format: 'plain' }).catch((err: unknown) => {
+      throw new PierError(`copying ${dest} into its volume: ${messageOf(err)}`, { cause: err });
+    });
+  } finally {
+    scope.close();
+  }
 }
 
 function pidAlive(pid: number): boolean {

@@ -3,11 +3,8 @@
  * Errors are `{"message": "..."}` with 400 (bad request), 404 (no such object), 409 (conflict) or 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { spawn } from 'node:child_process';
-import { basename, dirname } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
 import { PierError, messageOf } from '../../common/errors.ts';
-import { applyLayer } from '../../image/index.ts';
+import { archiveIn, archiveOut, statPath } from './archive.ts';
 import type { CreateRequest, StreamLine } from '../api.ts';
 import type { Engine } from './engine.ts';
 import { ApiError } from './errors.ts';
@@ -109,37 +106,13 @@ export function createApiServer(engine: Engine): Server {
     res.end();
     return STREAMED;
   });
-  on('GET', '/containers/:ref/stat', async (_r, _s, m, q) => {
-    const path = q.get('path');
-    if (!path) throw new PierError('stat: give path');
-    try {
-      const st = statSync(engine.hostPath(m[0], path));
-      return { exists: true, dir: st.isDirectory(), size: st.size, mode: st.mode };
-    } catch (err) {
-      if (err instanceof PierError) throw err;
-      return { exists: false, dir: false, size: 0, mode: 0 };
-    }
-  });
+  // pier cp (archive.ts): through the container's fd-anchored scope, never a host path
+  on('GET', '/containers/:ref/stat', async (_r, _s, m, q) => statPath(engine, m[0], q.get('path')));
   on('GET', '/containers/:ref/archive', async (_r, res, m, q) => {
-    const path = q.get('path');
-    if (!path) throw new PierError('archive: give path');
-    const host = engine.hostPath(m[0], path);
-    if (!existsSync(host)) throw new ApiError(404, `no such file or directory in container: ${path}`);
-    res.writeHead(200, { 'content-type': 'application/x-tar' });
-    const tar = spawn('tar', ['-C', dirname(host), '-cf', '-', '--', basename(host)], { stdio: ['ignore', 'pipe', 'ignore'] });
-    tar.stdout.pipe(res);
-    await new Promise((r) => tar.on('close', r));
+    await archiveOut(engine, m[0], q.get('path'), flag(q, 'follow'), res);
     return STREAMED;
   });
-  on('PUT', '/containers/:ref/archive', async (req, _s, m, q) => {
-    const path = q.get('path');
-    if (!path) throw new PierError('archive: give path');
-    const host = engine.hostPath(m[0], path);
-    if (!existsSync(host)) throw new ApiError(404, `destination directory does not exist in container: ${path}`);
-    // The layer applier refuses entries that would leave the target (.. or symlinks out of it).
-    await applyLayer(req, host, { format: 'apply' });
-    return {};
-  });
+  on('PUT', '/containers/:ref/archive', async (req, _s, m, q) => { await archiveIn(engine, m[0], q.get('path'), req); return {}; });
 
   // images (pull, push, build and tag run in the CLI against the same store)
   on('GET', '/images', async () => engine.images.list());

@@ -3,26 +3,34 @@
  *
  * format 'overlay': the target is a fresh per-layer dir for overlayfs; whiteouts become 0:0 char
  * devices and opaque markers become trusted.overlay.opaque=y. format 'apply': the target holds the
- * lower layers already and deletions happen in place (the copying snapshotter).
+ * lower layers already and deletions happen in place (the copying snapshotter, `pier cp` into a
+ * container).
+ *
+ * Every node is made and changed through fds (common/rooted.ts): the parent directory of each entry
+ * is resolved inside the target's scope one component at a time (symlinks followed as a chroot at
+ * the scope's root would: an absolute link target restarts at that root), the node is created by
+ * one name in that directory's fd, and owner, mode, times and xattrs are set on the node's own fd.
+ * So a target that another party changes while we write — a running container — cannot send a
+ * write, chmod or chown outside it (CVE-2018-15664 against docker cp).
  *
  * Writes are synchronous on purpose: decompression runs on libuv's pool meanwhile, and one sync call
  * per syscall is far cheaper than a promise per syscall for the thousands of small files of a rootfs.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync, constants, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync,
-  writevSync, type Stats,
-} from 'node:fs';
+import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, symlinkSync, writevSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Header } from 'tar-stream';
 import type { Readable } from 'node:stream';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import { fsx, type PierFs } from '../../common/fsx.ts';
 import { decompressed } from './decompress.ts';
-import { TreeResolver, baseOf, escapes, normalizeEntry, parentOf } from './safepath.ts';
+import { O_PATH, Scope, at, lstatAt, openDirAt, procFd, removeAt, type Dir } from '../../common/rooted.ts';
+import { DirCache, type HeldDir } from './dircache.ts';
+import { baseOf, escapes, normalizeEntry, parentOf } from './safepath.ts';
 import { createExtract, toEntry, type TarEntry } from './tar-read.ts';
 
-export type ApplyFormat = 'overlay' | 'apply';
+/** 'plain': files as they are, no whiteouts (what `pier cp` puts into a container); else as 'apply'. */
+export type ApplyFormat = 'overlay' | 'apply' | 'plain';
 
 export interface ApplyOptions {
   format: ApplyFormat;
@@ -76,63 +84,63 @@ export function isOverlayXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
 
+/** What an entry's node is about to be, and the directory it goes in (referenced until released). */
+interface Place {
+  dir: HeldDir;
+  name: string;
+  /** `<dir id>/<name>`: one key per node, however many names lead to its directory. */
+  key: string;
+}
+
 class Applier {
   readonly fs: PierFs;
-  readonly tree: TreeResolver;
+  readonly dirs: DirCache;
+  readonly base: Dir;
   readonly format: ApplyFormat;
-  /** Paths this layer created ('apply' format): an opaque marker must not remove its own siblings. */
+  /** Nodes this layer created ('apply' format): an opaque marker must not remove its own siblings. */
   readonly created = new Set<string>();
   /** Directory mtimes are set last, since creating their children changes them. */
-  readonly dirTimes: { abs: string; sec: number; nsec: number }[] = [];
+  readonly dirTimes: { rel: string; entry: string; sec: number; nsec: number }[] = [];
   entries = 0;
 
-  constructor(target: string, format: ApplyFormat) {
+  constructor(scope: Scope, base: Dir, format: ApplyFormat) {
     this.fs = fsx();
-    this.tree = new TreeResolver(target);
+    this.base = base;
+    this.dirs = new DirCache(scope, base);
     this.format = format;
   }
 
-  /** The host path for entry `rel`, parents resolved (and created) inside the tree. */
-  place(rel: string, entry: string): { abs: string; real: string } {
-    const parent = this.tree.dir(parentOf(rel), entry, true)!;
-    const real = parent === '' ? baseOf(rel) : `${parent}/${baseOf(rel)}`;
-    return { abs: this.tree.abs(real), real };
+  /** The directory entry `rel` goes in (made if missing) and its name there. */
+  place(rel: string, entry: string): Place {
+    const dir = this.dirs.acquire(parentOf(rel), entry, true)!;
+    const name = baseOf(rel);
+    return { dir, name, key: `${dir.id}/${name}` };
   }
 
-  lstat(abs: string): Stats | undefined {
-    try {
-      return lstatSync(abs);
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return undefined;
-      throw err;
-    }
-  }
-
-  remove(abs: string, real: string, st: Stats): void {
-    if (st.isDirectory()) {
-      rmSync(abs, { recursive: true, force: true });
-      this.tree.forget(real);
-    } else {
-      unlinkSync(abs);
-      if (st.isSymbolicLink()) this.tree.forget(real);
-    }
+  /** Remove whatever is at `name` in `dir` (a whole tree for a directory), by fds only. */
+  remove(dir: HeldDir, name: string, st: Stats): void {
+    removeAt(dir.fd, name);
+    // Names resolved through what was removed may now lead elsewhere.
+    if (st.isDirectory() || st.isSymbolicLink()) this.dirs.clear();
   }
 
   whiteout(rel: string, entry: string): void {
     const parentRel = parentOf(rel);
     const name = baseOf(rel);
     if (name === OPAQUE_MARKER) {
-      const parent = this.tree.dir(parentRel, entry, true)!;
-      const dirAbs = this.tree.abs(parent);
-      if (this.format === 'overlay') {
-        this.fs.lsetxattr(dirAbs, OPAQUE_XATTR, Buffer.from('y'));
-      } else {
-        for (const child of readdirSync(dirAbs)) {
-          const real = parent === '' ? child : `${parent}/${child}`;
-          if (this.created.has(real)) continue;
-          const abs = this.tree.abs(real);
-          this.remove(abs, real, lstatSync(abs));
+      const dir = this.dirs.acquire(parentRel, entry, true)!;
+      try {
+        if (this.format === 'overlay') {
+          this.fs.fsetxattr(dir.fd, OPAQUE_XATTR, Buffer.from('y'));
+        } else {
+          for (const child of readdirSync(procFd(dir.fd))) {
+            if (this.created.has(`${dir.id}/${child}`)) continue;
+            const st = lstatAt(dir.fd, child);
+            if (st) this.remove(dir, child, st);
+          }
         }
+      } finally {
+        this.dirs.release(dir);
       }
       return;
     }
@@ -140,78 +148,128 @@ class Applier {
     if (hidden === '' || hidden === '.' || hidden === '..' || hidden.startsWith(WHITEOUT_PREFIX)) {
       throw new PierError(`layer entry "${entry}" is not a valid whiteout`);
     }
-    const target = parentRel === '' ? hidden : `${parentRel}/${hidden}`;
-    const { abs, real } = this.place(target, entry);
-    const st = this.lstat(abs);
-    if (st) this.remove(abs, real, st);
-    if (this.format === 'overlay') this.fs.mknod(abs, constants.S_IFCHR, 0);
+    const p = this.place(parentRel === '' ? hidden : `${parentRel}/${hidden}`, entry);
+    try {
+      const st = lstatAt(p.dir.fd, p.name);
+      if (st) this.remove(p.dir, p.name, st);
+      if (this.format === 'overlay') this.fs.mknod(at(p.dir.fd, p.name), constants.S_IFCHR, 0);
+    } finally {
+      this.dirs.release(p.dir);
+    }
   }
 
-  /** Creates the entry's node (without data); returns an fd for regular files unless `deferred`. */
-  create(e: TarEntry, rel: string, deferred = false): { fd?: number; abs: string } {
-    const { abs, real } = this.place(rel, e.name);
-    const st = this.lstat(abs);
-    if (st) {
-      if (e.type === 'directory' && st.isDirectory()) {
-        this.finish(e, abs);
-        return { abs };
-      }
-      this.remove(abs, real, st);
-    }
-    if (this.format === 'apply') this.created.add(real);
-    switch (e.type) {
-      case 'directory':
-        mkdirSync(abs, { mode: 0o700 });
-        this.tree.known(rel, real);
-        break;
-      case 'file':
-        return deferred ? { abs } : { fd: openSync(abs, O_CREATE, 0o600), abs };
-      case 'symlink':
-        symlinkSync(e.linkname, abs);
-        break;
-      case 'link': {
-        if (e.linkname.startsWith('/')) throw escapes(e.name);
-        const targetRel = normalizeEntry(e.linkname, e.name);
-        if (targetRel === '') throw new PierError(`layer entry "${e.name}" is a hard link to the root`);
-        const parent = this.tree.dir(parentOf(targetRel), e.name, false);
-        if (parent === undefined) throw new PierError(`layer entry "${e.name}" links to "${e.linkname}", which does not exist`);
-        const targetAbs = this.tree.abs(parent === '' ? baseOf(targetRel) : `${parent}/${baseOf(targetRel)}`);
-        try {
-          linkSync(targetAbs, abs);
-        } catch (err) {
-          if (errnoOf(err) === 'ENOENT') throw new PierError(`layer entry "${e.name}" links to "${e.linkname}", which does not exist`);
-          throw err;
+  /**
+   * Creates the entry's node (without data). A regular file comes back open (fd), or, when
+   * `deferred`, not yet made: its Place then stays referenced for the write that makes it.
+   */
+  create(e: TarEntry, rel: string, deferred = false): { fd?: number; place?: Place } {
+    const p = this.place(rel, e.name);
+    /** The Place goes back to the caller with a file to write: it releases it. */
+    let handedOut = false;
+    try {
+      const st = lstatAt(p.dir.fd, p.name);
+      if (st) {
+        if (e.type === 'directory' && st.isDirectory()) {
+          this.finish(e, p, rel);
+          return {};
         }
-        // A hard link shares its target's inode: its header's metadata is the target's.
-        return { abs };
+        this.remove(p.dir, p.name, st);
       }
-      case 'char':
-      case 'block':
-        this.fs.mknod(abs, (e.type === 'char' ? constants.S_IFCHR : constants.S_IFBLK) | e.mode, this.fs.makedev(e.devmajor, e.devminor));
-        break;
-      case 'fifo':
-        this.fs.mkfifo(abs, e.mode);
-        break;
+      if (this.format === 'apply') this.created.add(p.key);
+      const path = at(p.dir.fd, p.name);
+      switch (e.type) {
+        case 'directory':
+          mkdirSync(path, { mode: 0o700 });
+          break;
+        case 'file':
+          if (deferred) { handedOut = true; return { place: p }; }
+          {
+            const fd = openSync(path, O_CREATE, 0o600);
+            handedOut = true;
+            return { fd, place: p };
+          }
+        case 'symlink':
+          symlinkSync(e.linkname, path);
+          break;
+        case 'link': {
+          if (e.linkname.startsWith('/')) throw escapes(e.name);
+          const targetRel = normalizeEntry(e.linkname, e.name);
+          if (targetRel === '') throw new PierError(`layer entry "${e.name}" is a hard link to the root`);
+          const from = this.dirs.acquire(parentOf(targetRel), e.name, false);
+          if (!from) throw new PierError(`layer entry "${e.name}" links to "${e.linkname}", which does not exist`);
+          try {
+            // link(2) does not follow a symlink at the target: a link to a symlink is a link to it.
+            linkSync(at(from.fd, baseOf(targetRel)), path);
+          } catch (err) {
+            if (errnoOf(err) === 'ENOENT') throw new PierError(`layer entry "${e.name}" links to "${e.linkname}", which does not exist`);
+            throw err;
+          } finally {
+            this.dirs.release(from);
+          }
+          // A hard link shares its target's inode: its header's metadata is the target's.
+          return {};
+        }
+        case 'char':
+        case 'block':
+          this.fs.mknod(path, (e.type === 'char' ? constants.S_IFCHR : constants.S_IFBLK) | e.mode, this.fs.makedev(e.devmajor, e.devminor));
+          break;
+        case 'fifo':
+          this.fs.mkfifo(path, e.mode);
+          break;
+      }
+      this.finish(e, p, rel);
+      return {};
+    } finally {
+      if (!handedOut) this.dirs.release(p.dir);
     }
-    this.finish(e, abs);
-    return { abs };
   }
 
-  /** Owner, mode, mtime, then xattrs (chown would clear security.capability if it came after). */
-  finish(e: TarEntry, abs: string): void {
-    this.fs.lsetmeta(abs, e.uid, e.gid, e.type === 'symlink' ? -1 : e.mode, e.mtimeSec, e.mtimeNsec);
-    if (e.type === 'directory') this.dirTimes.push({ abs, sec: e.mtimeSec, nsec: e.mtimeNsec });
+  /**
+   * Owner, mode, mtime, then xattrs (chown would clear security.capability if it came after), on an
+   * fd of the node itself: a name swapped for a symlink in between cannot redirect any of it.
+   * `fd` is the open regular file, when there is one.
+   */
+  finish(e: TarEntry, p: Place | undefined, rel: string, fd?: number): void {
+    if (e.type === 'symlink') {
+      // A symlink has no fd to change it through; by name in its directory's fd, never following it.
+      const path = at(p!.dir.fd, p!.name);
+      this.fs.lsetmeta(path, e.uid, e.gid, -1, e.mtimeSec, e.mtimeNsec);
+      this.xattrs(e, (name, value) => this.fs.lsetxattr(path, name, value));
+      return;
+    }
+    let own: number | undefined;
+    if (fd === undefined) {
+      if (!p) fd = this.base.fd; // the root entry
+      else own = fd = e.type === 'directory' ? openDirAt(p.dir.fd, p.name) : openSync(at(p.dir.fd, p.name), O_PATH | constants.O_NOFOLLOW);
+    }
+    try {
+      this.fs.fsetmeta(fd, e.uid, e.gid, e.mode, e.mtimeSec, e.mtimeNsec);
+      if (e.type === 'directory') this.dirTimes.push({ rel, entry: e.name, sec: e.mtimeSec, nsec: e.mtimeNsec });
+      if (e.type === 'file' || e.type === 'directory') {
+        const f = fd;
+        this.xattrs(e, (name, value) => this.fs.fsetxattr(f, name, value));
+      } else {
+        // Device nodes and fifos are only open as O_PATH, which takes no xattr calls.
+        const path = at(p!.dir.fd, p!.name);
+        this.xattrs(e, (name, value) => this.fs.lsetxattr(path, name, value));
+      }
+    } finally {
+      if (own !== undefined) closeSync(own);
+    }
+  }
+
+  private xattrs(e: TarEntry, set: (name: string, value: Buffer) => void): void {
     for (const [name, value] of e.xattrs) {
       if (isOverlayXattr(name)) continue;
       try {
-        this.fs.lsetxattr(abs, name, value);
+        set(name, value);
       } catch (err) {
         throw new PierError(`layer entry "${e.name}": cannot set xattr ${name}: ${messageOf(err)}`, { cause: err });
       }
     }
   }
 
-  /** Small files being written on libuv's pool, by host path: inode creation overlaps across files. */
+  /** Small files being written on libuv's pool, by node key: inode creation overlaps across files. */
   readonly inflight = new Map<string, Promise<void>>();
   private asyncError: unknown;
 
@@ -225,18 +283,23 @@ class Applier {
     if (this.asyncError !== undefined) throw this.asyncError;
   }
 
-  /** Whether `e` may touch a path an in-flight write owns (then those writes must finish first). */
+  /** Whether `e` may touch a node an in-flight write owns (then those writes must finish first). */
   private conflicts(e: TarEntry, rel: string): boolean {
-    if (e.type === 'link' || baseOf(rel).startsWith(WHITEOUT_PREFIX)) return true;
-    const { abs } = this.place(rel, e.name);
-    if (this.inflight.has(abs)) return true;
-    const st = this.lstat(abs);
-    return st !== undefined && st.isDirectory() && e.type !== 'directory';
+    if (e.type === 'link' || (this.format !== 'plain' && baseOf(rel).startsWith(WHITEOUT_PREFIX))) return true;
+    const p = this.place(rel, e.name);
+    try {
+      if (this.inflight.has(p.key)) return true;
+      const st = lstatAt(p.dir.fd, p.name);
+      return st !== undefined && st.isDirectory() && e.type !== 'directory';
+    } finally {
+      this.dirs.release(p.dir);
+    }
   }
 
-  private spawnWrite(e: TarEntry, abs: string, chunks: Buffer[]): void {
+  /** Make and write a small file on libuv's pool; its Place is released when done. */
+  private spawnWrite(e: TarEntry, p: Place, rel: string, chunks: Buffer[]): void {
     const job = (async () => {
-      const fh = await open(abs, O_CREATE, 0o600);
+      const fh = await open(at(p.dir.fd, p.name), O_CREATE, 0o600);
       try {
         let bufs = chunks;
         let left = e.size;
@@ -245,14 +308,17 @@ class Applier {
           left -= n;
           bufs = afterShortWrite(bufs, n);
         }
+        this.finish(e, p, rel, fh.fd);
       } finally {
         await fh.close();
       }
-      this.finish(e, abs);
     })().catch((err: unknown) => {
       this.asyncError ??= err instanceof PierError ? err : new PierError(`layer entry "${e.name}": ${messageOf(err)}`, { cause: err });
-    }).finally(() => this.inflight.delete(abs));
-    this.inflight.set(abs, job);
+    }).finally(() => {
+      this.inflight.delete(p.key);
+      this.dirs.release(p.dir);
+    });
+    this.inflight.set(p.key, job);
   }
 
   async handle(header: Header, body: EntryBody): Promise<void> {
@@ -262,17 +328,17 @@ class Applier {
     const rel = normalizeEntry(e.name);
     if (rel !== '' && this.inflight.size && this.conflicts(e, rel)) await this.drain();
     let fd: number | undefined;
-    let abs = '';
+    let place: Place | undefined;
     const deferred = e.type === 'file' && e.size <= FLUSH_AT;
     if (rel === '') {
       if (e.type !== 'directory') throw new PierError(`layer entry "${e.name}" replaces the root with a non-directory`);
-      this.finish(e, this.tree.root);
-    } else if (baseOf(rel).startsWith(WHITEOUT_PREFIX)) {
+      this.finish(e, undefined, '');
+    } else if (this.format !== 'plain' && baseOf(rel).startsWith(WHITEOUT_PREFIX)) {
       this.whiteout(rel, e.name);
     } else {
       const made = this.create(e, rel, deferred);
       fd = made.fd;
-      abs = made.abs;
+      place = made.place;
     }
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -292,30 +358,64 @@ class Applier {
       });
       if (fd !== undefined) {
         writeAll(fd, chunks);
-        closeSync(fd);
-        fd = undefined;
-        this.finish(e, abs);
+        this.finish(e, place, rel, fd);
       }
+    } catch (err) {
+      if (deferred && place) { this.dirs.release(place.dir); place = undefined; }
+      throw err;
     } finally {
-      if (fd !== undefined) closeSync(fd);
+      if (fd !== undefined) {
+        closeSync(fd);
+        this.dirs.release(place!.dir);
+      }
     }
-    if (deferred && abs) {
-      this.spawnWrite(e, abs, chunks);
+    if (deferred && place) {
+      this.spawnWrite(e, place, rel, chunks);
       if (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight.values());
     }
   }
 
+  /** Directory mtimes, deepest first; a directory a later entry removed is skipped. */
   done(): void {
     for (let i = this.dirTimes.length - 1; i >= 0; i--) {
       const d = this.dirTimes[i];
-      this.fs.lsetmeta(d.abs, -1, -1, -1, d.sec, d.nsec);
+      const dir = this.dirs.acquire(d.rel, d.entry, false);
+      if (!dir) continue;
+      try {
+        this.fs.fsetmeta(dir.fd, -1, -1, -1, d.sec, d.nsec);
+      } finally {
+        this.dirs.release(dir);
+      }
     }
   }
 }
 
-/** Unpack the layer in `input` into `target` (which must exist). */
+/** Unpack the layer in `input` into the directory `target` (which must exist). */
 export async function applyLayer(input: Readable, target: string, opts: ApplyOptions): Promise<ApplyResult> {
-  const ap = new Applier(target, opts.format);
+  const scope = Scope.open(target);
+  const base = scope.root();
+  try {
+    return await applyLayerAt(input, scope, base, opts);
+  } finally {
+    closeSync(base.fd);
+    scope.close();
+  }
+}
+
+/**
+ * Unpack into `base`, a directory of `scope` (a container's filesystem for `pier cp`): entries land
+ * below `base`; symlinks on their way are resolved inside the scope, never on the host.
+ */
+export async function applyLayerAt(input: Readable, scope: Scope, base: Dir, opts: ApplyOptions): Promise<ApplyResult> {
+  const ap = new Applier(scope, base, opts.format);
+  try {
+    return await run(ap, input, opts);
+  } finally {
+    ap.dirs.close();
+  }
+}
+
+async function run(ap: Applier, input: Readable, opts: ApplyOptions): Promise<ApplyResult> {
   const { stream: src } = await decompressed(input);
   const hash = createHash('sha256');
   const extract = createExtract();
