@@ -18,7 +18,7 @@ export function sha(data: string | Uint8Array): string {
 export interface TarFile {
   name: string;
   data?: string | Buffer;
-  type?: 'file' | 'directory' | 'symlink';
+  type?: 'file' | 'directory' | 'symlink' | 'link';
   linkname?: string;
   mode?: number;
 }
@@ -44,8 +44,8 @@ export interface FixtureImage {
 }
 
 /** A one-layer image; `docker` uses Docker schema2 media types throughout. */
-export async function fixtureImage(opts: { docker?: boolean; text?: string } = {}): Promise<FixtureImage> {
-  const layerTar = await makeTar([{ name: 'hello.txt', data: opts.text ?? 'hello\n' }]);
+export async function fixtureImage(opts: { docker?: boolean; text?: string; files?: TarFile[] } = {}): Promise<FixtureImage> {
+  const layerTar = await makeTar(opts.files ?? [{ name: 'hello.txt', data: opts.text ?? 'hello\n' }]);
   const layerBlob = gzipSync(layerTar);
   const config = Buffer.from(JSON.stringify({
     architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello'] },

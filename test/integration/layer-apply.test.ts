@@ -173,7 +173,7 @@ test('relative in-tree symlinks are followed (merged /usr)', async () => {
  */
 const hostile: { name: string; entries: (outside: string) => Parameters<typeof makeTar>[0]; entry: string; lands?: (outside: string) => string }[] = [
   { name: '../ path', entry: '../../outside/pwned', entries: () => [{ name: '../../outside/pwned', body: 'x' }] },
-  { name: 'absolute path', entry: '/outside/pwned', entries: (o) => [{ name: `${o}/pwned`, body: 'x' }] },
+  { name: 'absolute path', entry: '/outside/pwned', lands: (o) => `${o.slice(1)}/pwned`, entries: (o) => [{ name: `${o}/pwned`, body: 'x' }] },
   { name: 'symlink to an absolute dir, then a file through it', entry: 'etc/pwned', lands: (o) => `${o.slice(1)}/pwned`, entries: (o) => [
     { name: 'etc', type: 'symlink', linkname: o }, { name: 'etc/pwned', body: 'x' }] },
   { name: 'symlink to /etc, then a file through it', entry: 'e/passwd-pier-test', lands: () => 'etc/passwd-pier-test', entries: () => [

@@ -144,3 +144,41 @@ test('export writes an OCI layout (dir and archive) that imports back to the sam
     await assert.rejects(svc.export(['nope'], join(dir, 'y'), { format: 'oci-dir' }), /image "nope:latest" not found/);
   } finally { cleanup(dir); }
 });
+
+test('an image whose layer escapes the rootfs is refused at import, naming the entry; nothing is tagged', async () => {
+  // Refused on arrival (as containerd's unpack refuses it), not later when it is first run.
+  for (const [files, entry] of [
+    [[{ name: 'ok.txt', data: 'x' }, { name: '../../escape', data: 'pwned' }], '../../escape'],
+    [[{ name: '/../etc/cron.d/pwn', data: 'x' }], '/../etc/cron.d/pwn'],
+    [[{ name: 'pw', type: 'link', linkname: '../../etc/passwd' }], 'pw'],
+  ] as const) {
+    const dir = tempDir();
+    try {
+      const svc = new ImageService({ root: dir });
+      const img = await fixtureImage({ files: files as never });
+      writeLayout(join(dir, 'src'), [{ img, refName: 'v1' }]);
+      await assert.rejects(svc.importPath(join(dir, 'src')), (err: Error) => {
+        assert.match(err.message, new RegExp(`^layer ${sha(img.layerBlob)}: layer entry "${entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" escapes the rootfs$`));
+        return true;
+      });
+      assert.deepEqual(svc.refs.list(), []);
+    } finally { cleanup(dir); }
+  }
+});
+
+test('a layer that does not match its diff_id is refused at import', async () => {
+  const dir = tempDir();
+  try {
+    const svc = new ImageService({ root: dir });
+    const img = await fixtureImage();
+    const cfg = JSON.parse(img.config.toString());
+    cfg.rootfs.diff_ids = [sha('something else')];
+    const config = Buffer.from(JSON.stringify(cfg));
+    const m = JSON.parse(img.manifest.toString());
+    m.config = { ...m.config, digest: sha(config), size: config.length };
+    const manifest = Buffer.from(JSON.stringify(m));
+    writeLayout(join(dir, 'src'), [{ img: { ...img, config, manifest, manifestDigest: sha(manifest) }, refName: 'v1' }]);
+    await assert.rejects(svc.importPath(join(dir, 'src')), /does not match diff_id/);
+    assert.deepEqual(svc.refs.list(), []);
+  } finally { cleanup(dir); }
+});

@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { Readable } from 'node:stream';
-import { encodeHeader, END_OF_ARCHIVE, padding } from '../../src/image/layer/tar-write.ts';
+import { encodeHeader, END_OF_ARCHIVE, padding, tarFromEntries } from '../../src/image/layer/tar-write.ts';
 import { createExtract, toEntry, type TarEntry } from '../../src/image/layer/tar-read.ts';
 import { decompressed, sniff } from '../../src/image/layer/decompress.ts';
 import { normalizeEntry } from '../../src/image/layer/safepath.ts';
+import { checkLayer } from '../../src/image/layer/check.ts';
 import { chainIds } from '../../src/image/snapshot/index.ts';
 import { PierError } from '../../src/common/errors.ts';
 
@@ -71,7 +72,9 @@ test('entry names are normalised and escapes refused', () => {
   assert.equal(normalizeEntry('./a/./b//c/'), 'a/b/c');
   assert.equal(normalizeEntry('a/../b'), 'b');
   assert.equal(normalizeEntry('./'), '');
-  for (const bad of ['../x', 'a/../../x', '/etc/passwd', '..']) {
+  assert.equal(normalizeEntry('/etc/motd'), 'etc/motd', 'a leading / is the root (umoci writes such names)');
+  assert.equal(normalizeEntry('/'), '');
+  for (const bad of ['../x', 'a/../../x', '/../etc/passwd', '..']) {
     assert.throws(() => normalizeEntry(bad), (e: unknown) => e instanceof PierError && e.message === `layer entry "${bad}" escapes the rootfs`);
   }
 });
@@ -83,4 +86,12 @@ test('chain IDs follow the image spec', () => {
   assert.equal(c1, a);
   assert.equal(c2, `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}`);
   assert.throws(() => chainIds(['sha256:nope']), PierError);
+});
+
+test('a tar that ends right after its last data (no padding, no end blocks) reads whole; one cut inside data does not', async () => {
+  const full = tarFromEntries([{ header: { name: 'etc/motd', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }, data: Buffer.from('hi\n') }]);
+  const unpadded = full.subarray(0, 512 + 3); // Debian's umoci 0.4.7 writes layers like this
+  const r = await checkLayer(Readable.from([unpadded]), 'layer');
+  assert.equal(r.entries, 1);
+  await assert.rejects(checkLayer(Readable.from([full.subarray(0, 512 + 2)]), 'layer'), { message: "layer: cannot read it: Unexpected end of data" });
 });

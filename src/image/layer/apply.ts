@@ -26,7 +26,7 @@ import { fsx, type PierFs } from '../../common/fsx.ts';
 import { decompressed } from './decompress.ts';
 import { O_PATH, Scope, at, lstatAt, openDirAt, procFd, removeAt, type Dir } from '../../common/rooted.ts';
 import { DirCache, type HeldDir } from './dircache.ts';
-import { baseOf, escapes, normalizeEntry, parentOf } from './safepath.ts';
+import { baseOf, normalizeEntry, parentOf } from './safepath.ts';
 import { createExtract, toEntry, type TarEntry } from './tar-read.ts';
 
 /** 'plain': files as they are, no whiteouts (what `pier cp` puts into a container); else as 'apply'. */
@@ -192,7 +192,6 @@ class Applier {
           symlinkSync(e.linkname, path);
           break;
         case 'link': {
-          if (e.linkname.startsWith('/')) throw escapes(e.name);
           const targetRel = normalizeEntry(e.linkname, e.name);
           if (targetRel === '') throw new PierError(`layer entry "${e.name}" is a hard link to the root`);
           const from = this.dirs.acquire(parentOf(targetRel), e.name, false);

@@ -69,6 +69,17 @@ export function createExtract(): Extract {
       original.call(this, buf);
     }
   };
+  // A tar that ends right after its last entry's data, without the padding to the next block and
+  // the end-of-archive blocks, is complete: Debian's umoci 0.4.7 writes such layers (and hashes
+  // them so), and Go's archive/tar reads them. Anything shorter than the last entry's data is
+  // still "Unexpected end of data".
+  const state = ex as unknown as { _stream: unknown; _longHeader: boolean; _missing: number; _buffer: { buffered: number }; _final: (cb: (err?: Error | null) => void) => void };
+  const final = state._final;
+  if (typeof final !== 'function' || typeof state._missing !== 'number') throw new Error('tar-stream internals changed: Extract._final or _missing is missing');
+  state._final = function (this: typeof state, cb: (err?: Error | null) => void) {
+    if (this._stream === null && !this._longHeader && this._missing > 0 && this._missing < 512 && this._buffer.buffered === 0) this._missing = 0;
+    final.call(this, cb);
+  };
   return ex;
 }
 

@@ -9,6 +9,8 @@ import { PierError } from '../../common/errors.ts';
 import type { ContentStore, Lease } from '../store/content.ts';
 import type { RefIndex } from '../store/refs.ts';
 import { reachable } from '../store/walk.ts';
+import { checkLayer } from '../layer/check.ts';
+import { parseConfig, parseManifest } from '../oci/validate.ts';
 import { ANNOTATIONS, type Descriptor } from '../oci/types.ts';
 import { formatReference, isValidTag, parseReference } from '../oci/reference.ts';
 import { DirSource, TarSource, type Source } from './source.ts';
@@ -147,12 +149,35 @@ export async function importPath(store: ContentStore, refs: RefIndex, path: stri
       }, lease);
       images = [{ ref: normalizeTagged(opts.ref ?? fallbackName), descriptor: img.descriptor }];
     }
+    // Every layer is read once now (headers only) and refused if an entry escapes, as containerd's
+    // unpack does at import: a hostile image never gets a name here.
+    for (const im of images) await checkImageLayers(store, im.descriptor);
     await refs.setMany(images, async () => {
       for (const im of images) await reachable(store, im.descriptor, { requirePresent: true });
     });
     return images;
   } finally {
     lease.release();
+  }
+}
+
+/** checkLayer on each layer of each manifest under `root`, and its diffID against the config's. */
+async function checkImageLayers(store: ContentStore, root: Descriptor): Promise<void> {
+  const checked = new Map<string, string>();
+  for (const r of await reachable(store, root, { requirePresent: true })) {
+    if (r.role !== 'manifest') continue;
+    const m = parseManifest(await store.readBytes(r.descriptor.digest), r.descriptor.mediaType, `manifest ${r.descriptor.digest}`);
+    const config = parseConfig(await store.readBytes(m.config.digest), m, `config ${m.config.digest}`);
+    for (const [i, l] of m.layers.entries()) {
+      if (!store.info(l.digest)) continue; // a foreign layer, fetched from its urls at unpack
+      let diffId = checked.get(l.digest);
+      if (diffId === undefined) {
+        diffId = (await checkLayer(store.readStream(l.digest), `layer ${l.digest}`)).diffId;
+        checked.set(l.digest, diffId);
+      }
+      const want = config.rootfs.diff_ids[i];
+      if (want !== diffId) throw new PierError(`layer ${l.digest} does not match diff_id ${want ?? '(none)'} of its config (got ${diffId})`);
+    }
   }
 }
 
