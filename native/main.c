@@ -361,6 +361,7 @@ static _Noreturn void child_main(struct op *ops, size_t i, size_t nops, int sync
     case OP_MASK: need(o, 1); mnt_mask(a[0].s); break;
     case OP_READONLY: need(o, 1); mnt_readonly(a[0].s); break;
     case OP_SETSID: if (setsid() < 0) die("setsid"); break;
+    case OP_REMOUNT_CLEAR: need(o, 2); mnt_remount_clear(a[0].s, (unsigned long)num(o, 1)); break;
     default: fail("plan: op %u is not a child op", o->code);
     }
   }

@@ -93,17 +93,27 @@ static void make_file(const char *path) {
   close(dir);
 }
 
+#ifndef ST_NOSYMFOLLOW
+#define ST_NOSYMFOLLOW 0x2000 /* the kernel's statfs bit (linux/statfs.h); glibc 2.36 does not name it */
+#endif
+
+/* The MS_* per-mount flags statvfs reports. */
+static unsigned long mount_flags(const struct statvfs *sv) {
+  static const struct { unsigned long st, ms; } map[] = {
+    {ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV}, {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME},
+    {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}, {ST_RDONLY, MS_RDONLY},
+    {ST_NOSYMFOLLOW, MS_NOSYMFOLLOW},
+  };
+  unsigned long f = 0;
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) if (sv->f_flag & map[i].st) f |= map[i].ms;
+  return f;
+}
+
 /* Flags a remount must keep because the kernel locks them (e.g. in a user namespace). */
 static unsigned long locked_flags(const char *target) {
   struct statvfs sv;
   if (statvfs(target, &sv) < 0) return 0;
-  static const struct { unsigned long st, ms; } map[] = {
-    {ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV}, {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME},
-    {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}, {ST_RDONLY, MS_RDONLY},
-  };
-  unsigned long f = 0;
-  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) if (sv.f_flag & map[i].st) f |= map[i].ms;
-  return f;
+  return mount_flags(&sv);
 }
 
 static void do_mount(const char *src, const char *dst, const char *shown, const char *fstype,
@@ -193,6 +203,27 @@ void mnt_readonly(const char *path) {
   /* reopen: the old fd still names the covered mount, not the new bind */
   if ((fd = resolve(path, O_PATH)) < 0) die("readonly %s", path);
   do_mount("", fdpath(fd, p), path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+  close(fd);
+}
+
+/* REMOUNT_CLEAR: the mount at path keeps every per-mount flag it has but those in `clear`. pier's
+ * snapshotter mounts a rootfs nosuid,nodev so that host users gain nothing from what a container
+ * leaves in it; the container's own bind of it (in its mount namespace, never the host's) gets
+ * set-id and devices back. EPERM means the flags are locked (the mount comes from a more privileged
+ * user namespace): the mount stays as it is, as any bind of it would under runc. */
+void mnt_remount_clear(const char *path, unsigned long clear) {
+  int fd = resolve(path, O_PATH);
+  struct statvfs sv;
+  if (fd < 0 || fstatvfs(fd, &sv) < 0) die("remount %s", path);
+  char p[32];
+  fdpath(fd, p);
+  unsigned long cur = mount_flags(&sv);
+  if (cur & clear) {
+    unsigned long flags = MS_BIND | MS_REMOUNT | (cur & ~clear);
+    /* no atime flag would mean relatime to the kernel; keep a strictatime mount strict */
+    if (!(cur & (MS_NOATIME | MS_RELATIME))) flags |= MS_STRICTATIME;
+    if (mount("", p, NULL, flags, NULL) < 0 && errno != EPERM) die("remount %s", path);
+  }
   close(fd);
 }
 

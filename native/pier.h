@@ -12,7 +12,7 @@ enum {
   OP_CHROOT, OP_SETHOSTNAME, OP_SETDOMAINNAME, OP_KEYRING, OP_SYNC_WAIT, OP_SYNC_READY, OP_HOOK,
   OP_FIFO_OPEN, OP_FIFO_WAIT, OP_CONSOLE_CONNECT, OP_CONSOLE_SETUP, OP_RLIMIT, OP_CAPS_BOUNDING,
   OP_SETUSER, OP_CAPS, OP_UMASK, OP_NO_NEW_PRIVS, OP_SECCOMP, OP_CHDIR, OP_ENV, OP_EXEC,
-  OP_RESOLVE_EXEC, OP_CLOSE_FDS, OP_MASK, OP_READONLY, OP_SETSID,
+  OP_RESOLVE_EXEC, OP_CLOSE_FDS, OP_MASK, OP_READONLY, OP_SETSID, OP_REMOUNT_CLEAR,
 };
 
 struct arg { char *s; uint32_t len; }; /* s is NUL-terminated; len excludes the NUL */
@@ -42,6 +42,7 @@ void mnt_symlink(const char *target, const char *linkpath);
 void mnt_write(const char *path, const char *data, size_t len);
 void mnt_mask(const char *path);
 void mnt_readonly(const char *path);
+void mnt_remount_clear(const char *path, unsigned long clear);
 void mnt_pivot(const char *path);
 void mnt_chroot(const char *path, int jail_only);
 void mnt_bind_file(const char *src, const char *dst);

@@ -76,6 +76,8 @@ export const SYNC_FILE_RANGE_WRITE = 2;
 export type TransferHandle = { readonly __transfer: unique symbol };
 
 export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
 export const MS_BIND = 4096;
 export const MS_REMOUNT = 32;
 export const MNT_DETACH = 2;

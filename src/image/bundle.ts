@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.ts';
 import { Scope, readFileIn } from '../common/rooted.ts';
 import { PierError, errnoOf } from '../common/errors.ts';
-import { defaultSpec } from '../runtime/index.ts';
+import { defaultSpec, ROOTFS_SUID_DEV_ANNOTATION } from '../runtime/index.ts';
 import type { Spec } from '../runtime/index.ts';
 import type { ImageConfig } from './oci/index.ts';
 
@@ -60,6 +60,8 @@ export function imageSpec(config: ImageConfig, opts: ImageSpecOptions): Spec {
   spec.root = { path: opts.rootfs, readonly: opts.readonly ?? false };
   if (opts.hostname) spec.hostname = opts.hostname;
   if (c.StopSignal) spec.annotations = { ...spec.annotations, [STOP_SIGNAL_ANNOTATION]: c.StopSignal };
+  // The snapshotter's host mount is nosuid,nodev; the container has set-id and devices, as in docker.
+  spec.annotations = { ...spec.annotations, [ROOTFS_SUID_DEV_ANNOTATION]: 'true' };
   return spec;
 }
 

@@ -16,7 +16,8 @@ import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions
 import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
 import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
 import { applyLayer } from './layer/index.ts';
-import { Snapshotter, chainIds } from './snapshot/index.ts';
+import { Snapshotter, chainIds, tightenSnapshotDirs } from './snapshot/index.ts';
+import { tightenDir } from '../common/statedir.ts';
 import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 
 export * from './oci/types.ts';
@@ -103,6 +104,10 @@ export class ImageService {
   constructor(opts: { root?: string; platform?: Platform } = {}) {
     this.root = opts.root ?? pierRoot();
     const images = join(this.root, 'images');
+    // An install made by an older pier has these 0755: take them down to 0700 (what exists; dirs
+    // are made 0700 when first needed). $PIER_ROOT itself too, as docker does to its data root.
+    for (const d of [this.root, join(this.root, 'build-runtime'), join(this.root, 'registry')]) tightenDir(d);
+    tightenSnapshotDirs(images);
     this.content = new ContentStore(images);
     this.refs = new RefIndex(images);
     this.platform = opts.platform ?? { os: 'linux', architecture: goArch() };
@@ -136,15 +141,16 @@ export class ImageService {
   /**
    * A writable root filesystem of the image for a container: its layers unpacked once (shared, by
    * chain ID) and an overlay (or copy) prepared under `key`. `removeRootfs(key)` undoes it.
+   * The host's view is nosuid,nodev unless `nosuid: false` (see Snapshotter.prepare).
    */
-  async prepareRootfs(input: string | ResolvedImage, key: string): Promise<{ image: ResolvedImage; rootfs: string; upper?: string }> {
+  async prepareRootfs(input: string | ResolvedImage, key: string, opts: { nosuid?: boolean } = {}): Promise<{ image: ResolvedImage; rootfs: string; upper?: string }> {
     const image = typeof input === 'string' ? await this.resolve(input) : input;
     const snap = this.snapshotter();
     const diffIds = image.config.rootfs.diff_ids;
     const chain = image.manifest.layers.length === 0 ? undefined : await snap.unpack(image.manifest.layers.map((l, i) => ({
       diffId: diffIds[i], mediaType: l.mediaType, open: () => this.content.readStream(l.digest),
     })));
-    const p = await snap.prepare(key, chain);
+    const p = await snap.prepare(key, chain, opts);
     return { image, ...p };
   }
 

@@ -1,7 +1,7 @@
 /** The create/exec plan builders: op order and arguments (no root, no helper). */
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { buildCreatePlan, type CreatePlanInput } from '../../src/runtime/plan/create.ts';
+import { buildCreatePlan, ROOTFS_SUID_DEV_ANNOTATION, type CreatePlanInput } from '../../src/runtime/plan/create.ts';
 import { buildExecPlan } from '../../src/runtime/plan/exec.ts';
 import { CLONE, MS } from '../../src/runtime/plan/flags.ts';
 import { encodePlan, type PlanOp } from '../../src/runtime/plan/ops.ts';
@@ -47,6 +47,19 @@ describe('buildCreatePlan', () => {
     const ro = ops[idx(ops, 'PIVOT_ROOT') + 1];
     assert.deepEqual(ro.args, ['', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', ''], 'readonly root after pivot');
     assert.ok(idx(ops, 'MOUNT', idx(ops, 'SETROOT')) < idx(ops, 'MASK'), '/proc is mounted before masking');
+  });
+
+  it('clears nosuid,nodev on the rootfs bind, before SETROOT, only when the annotation asks', () => {
+    assert.ok(!names(buildCreatePlan(input(baseSpec()))).includes('REMOUNT_CLEAR'), 'by default the bind keeps the host mount\'s flags, as runc\'s');
+    const spec = { ...baseSpec(), annotations: { [ROOTFS_SUID_DEV_ANNOTATION]: 'true' } };
+    const ops = buildCreatePlan(input(spec));
+    const bind = idx(ops, 'MOUNT') + 1;
+    assert.deepEqual(ops[bind].args, ['/b/rootfs', '/b/rootfs', '', MS.BIND | MS.REC, '', '']);
+    assert.deepEqual(ops[bind + 1], { op: 'REMOUNT_CLEAR', args: ['/b/rootfs', MS.NOSUID | MS.NODEV] });
+    assert.equal(ops[bind + 2].op, 'SETROOT');
+    const ro = ops[idx(ops, 'PIVOT_ROOT') + 1];
+    assert.deepEqual(ro.args, ['', '/', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', ''], 'root.readonly still lands after pivot');
+    assert.ok(!names(buildCreatePlan(input({ ...spec, annotations: { [ROOTFS_SUID_DEV_ANNOTATION]: 'false' } }))).includes('REMOUNT_CLEAR'));
   });
 
   it('places seccomp before the caps drop without noNewPrivileges and just before exec with it', () => {

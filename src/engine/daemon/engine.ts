@@ -17,7 +17,7 @@ import { VolumeManager } from '../volume/index.ts';
 import { ShimClient, readExit, readLogs, type ExitStatus, type ShimConfig } from '../shim/index.ts';
 import { ShimPool } from './shim-pool.ts';
 import type { ContainerInfo, CreateRequest, ExitInfo, LogEntry, MountRecord, StatsInfo, StreamLine, VolumeInfo } from '../api.ts';
-import type { EnginePaths } from '../paths.ts';
+import { makeStateDirs, type EnginePaths } from '../paths.ts';
 import { ContainerRecords, newId, validateName } from './store.ts';
 import { ApiError, conflict } from './errors.ts';
 import { buildSpec } from './spec.ts';
@@ -80,7 +80,7 @@ export class Engine extends EventEmitter {
     });
     this.volumes = new VolumeManager(opts.paths.volumes);
     this.records = new ContainerRecords(opts.paths.containers);
-    for (const d of [opts.paths.run, opts.paths.shims, opts.paths.runtimeRoot]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    makeStateDirs(opts.paths);
     this.pool = new ShimPool(opts.paths.shims, opts.log);
   }
 
@@ -186,7 +186,9 @@ export class Engine extends EventEmitter {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const key = `ctr-${id}`;
       const t = stamp();
-      const prepared = await this.images.prepareRootfs(image, key);
+      // A runtime binary (runc) binds the rootfs with the host mount's flags: a nosuid host mount would
+      // take set-id from its containers, so theirs has none and only the 0700 parents guard it.
+      const prepared = await this.images.prepareRootfs(image, key, { nosuid: !req.runtime });
       if (TRACE) this.log.info(`trace ${id.slice(0, 12)} rootfs ${t().toFixed(1)} ms`);
       made.rootfs = key;
       writeFileAtomic(join(dir, 'image-config.json'), JSON.stringify(image.config));
@@ -297,7 +299,7 @@ export class Engine extends EventEmitter {
       const initBinary = rec.config.init ? findInitBinary() : undefined;
       const spec = buildSpec({ rec, imageConfig, dir, ...(sandbox.netnsPath ? { netnsPath: sandbox.netnsPath } : {}), mountSources, ...(initBinary ? { initBinary } : {}) });
       const bundle = join(dir, 'bundle');
-      mkdirSync(bundle, { recursive: true });
+      mkdirSync(bundle, { recursive: true, mode: 0o700 });
       writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(spec));
       const exitFile = join(dir, 'exit.json');
       rmSync(exitFile, { force: true });

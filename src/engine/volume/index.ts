@@ -38,7 +38,10 @@ export class VolumeManager {
     // Made in a temp dir and renamed, so a crash never leaves a volume without its metadata.
     const tmp = join(this.dir, `.tmp-${vname}-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(join(tmp, '_data'), { recursive: true, mode: 0o755 });
+    // volumes/ and volumes/<name>/ are root's alone; _data is what the container sees (its mode
+    // becomes the image's at copy-up). Containers reach it through their bind mount, not this path.
+    mkdirSync(tmp, { mode: 0o700 });
+    mkdirSync(join(tmp, '_data'), { mode: 0o755 });
     const info: VolumeInfo = { name: vname, driver: 'local', mountpoint: join(dir, '_data'), created: new Date().toISOString(), labels: opts.labels ?? {}, anonymous };
     writeFileAtomic(join(tmp, 'volume.json'), `${JSON.stringify(info)}\n`);
     try {

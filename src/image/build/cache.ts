@@ -46,7 +46,7 @@ export class BuildCache {
   }
 
   put(key: string, entry: CacheEntry): void {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(this.path(key), JSON.stringify(entry));
   }
 

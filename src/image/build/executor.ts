@@ -185,7 +185,7 @@ export class Builder {
     for (const t of tags) if (t.includes('@')) throw new PierError(`invalid tag ${JSON.stringify(t)}: a tag cannot carry a digest`);
 
     this.svc.content.init();
-    mkdirSync(this.tmpDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
     this.lease = this.svc.content.newLease();
     try {
       for (const a of this.cf.metaArgs) {

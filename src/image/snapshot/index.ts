@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { writeFileAtomic } from '../../common/atomic.ts';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
-import { MNT_DETACH, MS_RDONLY, MS_BIND, MS_REMOUNT, fsx } from '../../common/fsx.ts';
+import { MNT_DETACH, MS_RDONLY, MS_BIND, MS_NODEV, MS_NOSUID, MS_REMOUNT, fsx } from '../../common/fsx.ts';
+import { privateDir, tightenDir } from '../../common/statedir.ts';
 import { applyLayer } from '../layer/apply.ts';
 
 export interface LayerSource {
@@ -89,8 +90,9 @@ export class Snapshotter {
     this.snapshots = join(root, 'snapshots');
     this.mounts = join(root, 'mounts');
     this.modeCache = opts.mode;
-    mkdirSync(this.snapshots, { recursive: true });
-    mkdirSync(this.mounts, { recursive: true });
+    tightenSnapshotDirs(root); // first: it looks at what was loose before this pier made anything
+    privateDir(this.snapshots);
+    privateDir(this.mounts);
   }
 
   /** overlay when this kernel mounts overlayfs over this filesystem (probed once), else copy. */
@@ -194,12 +196,24 @@ export class Snapshotter {
     return out;
   }
 
-  /** A rootfs for container `key` on top of `chainId` (an empty one when undefined). */
-  async prepare(key: string, chainId: string | undefined, opts: { readonly?: boolean } = {}): Promise<Prepared> {
+  /**
+   * A rootfs for container `key` on top of `chainId` (an empty one when undefined).
+   *
+   * The mount the host sees is nosuid,nodev: set-id programs and device nodes a container or a layer
+   * put there do nothing for a host user who reaches them. pier's runtime clears both on its own
+   * bind of the rootfs in the container's mount namespace (the `io.pier.rootfs.suid-dev`
+   * annotation, src/runtime/plan/create.ts), so the container still has them, as under docker.
+   * `nosuid: false` is for a runtime that copies the host mount's flags into the container (runc
+   * binds the rootfs as it finds it): set-id would not work there, so the mount is made without
+   * them and only the root-only parents (mounts/ and mounts/<key>/ are 0700) keep host users out —
+   * what moby does for its overlay2 dirs.
+   */
+  async prepare(key: string, chainId: string | undefined, opts: { readonly?: boolean; nosuid?: boolean } = {}): Promise<Prepared> {
     if (!KEY.test(key)) throw new PierError(`invalid snapshot key "${key}"`);
     const dir = join(this.mounts, key);
+    const hostOnly = opts.nosuid === false ? 0 : MS_NOSUID | MS_NODEV;
     try {
-      mkdirSync(dir);
+      mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
       if (errnoOf(err) === 'EEXIST') throw new PierError(`snapshot key "${key}" is already prepared`);
       throw err;
@@ -215,7 +229,7 @@ export class Snapshotter {
         else mkdirSync(rootfs, { mode: 0o755 });
         if (readonly) {
           fsx().mount(rootfs, rootfs, '', MS_BIND, '');
-          fsx().mount('', rootfs, '', MS_BIND | MS_REMOUNT | MS_RDONLY, '');
+          fsx().mount('', rootfs, '', MS_BIND | MS_REMOUNT | MS_RDONLY | hostOnly, '');
         }
         return { rootfs };
       }
@@ -228,7 +242,7 @@ export class Snapshotter {
       if (readonly && lowers.length === 1) {
         // overlayfs without an upper needs two lowers; one read-only layer is a read-only bind.
         fsx().mount(lowers[0], rootfs, '', MS_BIND, '');
-        fsx().mount('', rootfs, '', MS_BIND | MS_REMOUNT | MS_RDONLY, '');
+        fsx().mount('', rootfs, '', MS_BIND | MS_REMOUNT | MS_RDONLY | hostOnly, '');
         return { rootfs };
       }
       const upper = join(dir, 'upper');
@@ -237,7 +251,7 @@ export class Snapshotter {
         mkdirSync(upper, { mode: 0o755 });
         mkdirSync(work, { mode: 0o700 });
       }
-      this.mountOverlay(dir, lowers, readonly ? undefined : { upper, work }, rootfs);
+      this.mountOverlay(dir, lowers, readonly ? undefined : { upper, work }, rootfs, hostOnly);
       return readonly ? { rootfs } : { rootfs, upper };
     } catch (err) {
       try { await this.remove(key); } catch { /* report the first failure */ }
@@ -245,11 +259,11 @@ export class Snapshotter {
     }
   }
 
-  private mountOverlay(dir: string, lowers: string[], rw: { upper: string; work: string } | undefined, target: string): void {
+  private mountOverlay(dir: string, lowers: string[], rw: { upper: string; work: string } | undefined, target: string, flags: number): void {
     const tail = rw ? `,upperdir=${rw.upper},workdir=${rw.work}` : '';
     const data = `lowerdir=${lowers.join(':')}${tail}`;
     if (data.length <= MOUNT_DATA_MAX) {
-      fsx().mount('overlay', target, 'overlay', 0, data);
+      fsx().mount('overlay', target, 'overlay', flags, data);
       return;
     }
     // Too long for one page: short links l/<n> → layer dirs, named relative to the mount dir (the
@@ -261,7 +275,7 @@ export class Snapshotter {
     const cwd = process.cwd();
     process.chdir(dir);
     try {
-      fsx().mount('overlay', target, 'overlay', 0, short);
+      fsx().mount('overlay', target, 'overlay', flags, short);
     } finally {
       process.chdir(cwd);
     }
@@ -351,6 +365,21 @@ export class Snapshotter {
       removed.push(`sha256:${name}`);
     }
     return removed;
+  }
+}
+
+/**
+ * Take the snapshotter's dirs of an existing install down to 0700 (older pier made them 0755). When
+ * `mounts/` (or `snapshots/`) was loose, its entries were made then too: each `mounts/<key>/` is
+ * tightened as well (`rootfs/` and `upper/` below keep their modes: they are the container's `/`).
+ * Missing dirs are left missing.
+ */
+export function tightenSnapshotDirs(imagesDir: string): void {
+  tightenDir(imagesDir);
+  for (const sub of ['snapshots', 'mounts']) {
+    const dir = join(imagesDir, sub);
+    if (!tightenDir(dir)) continue;
+    for (const name of readdirSync(dir)) tightenDir(join(dir, name));
   }
 }
 

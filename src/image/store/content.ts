@@ -74,11 +74,15 @@ export class ContentStore {
   get ingestDir(): string { return join(this.root, 'ingest'); }
   get leaseDir(): string { return join(this.root, 'leases'); }
 
-  /** Create the layout's skeleton if missing (idempotent). */
+  /**
+   * Create the layout's skeleton if missing (idempotent). Every dir is 0700 (each level mkdir makes,
+   * $PIER_ROOT included): blobs are images' content, readable by no one but root (see
+   * src/common/statedir.ts).
+   */
   init(): void {
-    mkdirSync(join(this.root, 'blobs', 'sha256'), { recursive: true });
-    mkdirSync(this.ingestDir, { recursive: true });
-    mkdirSync(this.leaseDir, { recursive: true });
+    mkdirSync(join(this.root, 'blobs', 'sha256'), { recursive: true, mode: 0o700 });
+    mkdirSync(this.ingestDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.leaseDir, { recursive: true, mode: 0o700 });
     const layout = join(this.root, 'oci-layout');
     if (!existsSync(layout)) writeFileAtomic(layout, OCI_LAYOUT, { fsync: true });
   }
@@ -137,7 +141,7 @@ export class ContentStore {
   }
 
   newLease(): Lease {
-    mkdirSync(this.leaseDir, { recursive: true });
+    mkdirSync(this.leaseDir, { recursive: true, mode: 0o700 });
     return new Lease(join(this.leaseDir, `${process.pid}-${randomBytes(6).toString('hex')}`));
   }
 
@@ -183,7 +187,7 @@ export class ContentStore {
     let forget: (() => void) | undefined;
     try {
       if (!present) {
-        mkdirSync(this.ingestDir, { recursive: true });
+        mkdirSync(this.ingestDir, { recursive: true, mode: 0o700 });
         tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
         forget = dropOnInterrupt(tmp); // before the open: a signal during it still finds the file
         fh = await open(tmp, 'wx', 0o644);
@@ -240,7 +244,7 @@ export class ContentStore {
         this.touch(digest);
         return true;
       }
-      mkdirSync(join(this.root, 'blobs', algorithm), { recursive: true });
+      mkdirSync(join(this.root, 'blobs', algorithm), { recursive: true, mode: 0o700 });
       await rename(tmp, dest);
       left = undefined;
       syncDir(join(this.root, 'blobs', algorithm));
@@ -260,7 +264,7 @@ export class ContentStore {
   async ingest(expected: Required<Expected>, lease?: Lease): Promise<Ingest> {
     const { algorithm } = parseDigest(expected.digest, 'expected digest');
     lease?.add(expected.digest);
-    mkdirSync(this.ingestDir, { recursive: true });
+    mkdirSync(this.ingestDir, { recursive: true, mode: 0o700 });
     const tmp = join(this.ingestDir, randomBytes(12).toString('hex'));
     const forget = dropOnInterrupt(tmp); // before the open: a signal during it still finds the file
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, 0o644).catch((err: unknown) => { forget(); throw err; });

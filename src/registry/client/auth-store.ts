@@ -97,7 +97,7 @@ export class AuthStore {
       return;
     }
     file.auths = { ...(file.auths ?? {}), [host]: { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') } };
-    mkdirSync(dirname(this.path), { recursive: true });
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     writeFileAtomic(this.path, JSON.stringify(file, null, 2) + '\n', { fsync: true, mode: 0o600 });
     chmodSync(this.path, 0o600);
   }

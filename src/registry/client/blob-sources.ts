@@ -50,7 +50,7 @@ export class BlobSources {
     this.map = undefined;
     const disk = this.load();
     for (const [d, list] of Object.entries(mine)) disk[d] = [...new Set([...list, ...(disk[d] ?? [])])].slice(0, MAX_PER_BLOB);
-    mkdirSync(dirname(this.path), { recursive: true });
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     writeFileAtomic(this.path, JSON.stringify(disk) + '\n');
   }
 }

@@ -54,7 +54,7 @@ export class UploadSessions {
     else delete all[key];
     const now = Date.now();
     for (const [k, s] of Object.entries(all)) if (!(now - s?.saved < MAX_AGE_MS)) delete all[k];
-    mkdirSync(dirname(this.path), { recursive: true });
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     writeFileAtomic(this.path, JSON.stringify(all) + '\n');
   }
 }

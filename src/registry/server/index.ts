@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { PierError } from '../../common/errors.ts';
-import { mkdirp } from '../../common/atomic.ts';
+import { privateDir } from '../../common/statedir.ts';
 import { createHandler, serveMetrics } from './http.ts';
 import { Gate, type AuthOptions } from './gate.ts';
 import { AccessLog, Metrics } from './observe.ts';
@@ -101,7 +101,8 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
   parseListen(opts.listen);
   if (opts.metricsListen) parseListen(opts.metricsListen);
   const proxy = opts.proxy ? new PullThrough(opts.proxy) : undefined; // (checks the URL before anything is made)
-  if (!opts.driver && opts.storage) mkdirp(opts.storage);
+  // Private repositories' blobs: the storage dir is the server's alone (0700, an older 0755 one too).
+  if (!opts.driver && opts.storage) privateDir(opts.storage);
   const driver = driverOf(opts);
   const store = new RegistryStore(driver, { referrersPageBytes: opts.referrersPageBytes });
   const gate = Gate.create(opts.auth);

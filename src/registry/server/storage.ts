@@ -157,7 +157,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async putFile(p: string, data: string | Uint8Array): Promise<void> {
     const a = this.abs(p);
-    await mkdir(dirname(a), { recursive: true });
+    await mkdir(dirname(a), { recursive: true, mode: 0o700 });
     const tmp = `${a}.${randomBytes(6).toString('hex')}.tmp`;
     const fh = await open(tmp, 'wx', 0o644);
     try {
@@ -175,7 +175,7 @@ export class FilesystemDriver implements StorageDriver {
   async appendFromSocket(p: string, body: SocketBody, hash?: Sha256): Promise<number> {
     if (hash && !hash.state) throw new PierError('registry storage: a socket body needs the addon\'s sha256 state');
     const a = this.abs(p);
-    await mkdir(dirname(a), { recursive: true });
+    await mkdir(dirname(a), { recursive: true, mode: 0o700 });
     const fh = await open(a, 'a');
     try {
       let n = 0;
@@ -194,7 +194,7 @@ export class FilesystemDriver implements StorageDriver {
    */
   async append(p: string, body: AsyncIterable<Uint8Array>, onChunk?: (b: Uint8Array) => void): Promise<number> {
     const a = this.abs(p);
-    await mkdir(dirname(a), { recursive: true });
+    await mkdir(dirname(a), { recursive: true, mode: 0o700 });
     const fh = await open(a, 'a');
     let n = 0;
     let pending: Uint8Array[] = [];
@@ -240,7 +240,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async moveIn(from: string, to: string): Promise<void> {
     const a = this.abs(to);
-    await mkdir(dirname(a), { recursive: true });
+    await mkdir(dirname(a), { recursive: true, mode: 0o700 });
     const fh = await open(this.abs(from), 'r');
     try { await fh.sync(); } finally { await fh.close(); }
     const now = new Date();

@@ -25,6 +25,14 @@ export interface CreatePlanInput {
   mode: 'detach' | 'wait';
 }
 
+/**
+ * `"true"`: the host's mount of the rootfs is nosuid,nodev only to protect the host (pier's
+ * snapshotter makes it so); the container's own bind of it gets set-id programs and device nodes
+ * back, as a docker container has them. Without it the bind keeps the host mount's flags, as runc's
+ * does, so podman or containerd driving pier-runtime see runc's behaviour.
+ */
+export const ROOTFS_SUID_DEV_ANNOTATION = 'io.pier.rootfs.suid-dev';
+
 export const mapText = (maps: IdMapping[]): string => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 
 /** SETNS ops for joined namespaces, in JOIN_ORDER. */
@@ -123,7 +131,7 @@ export function buildCreatePlan(input: CreatePlanInput): PlanOp[] {
 
 /**
  * The container's own mount table: `/` made rslave (or rootfsPropagation), the rootfs bound onto
- * itself, the spec's mounts, devices, masked and read-only paths, then createContainer hooks and the
+ * itself (and, with ROOTFS_SUID_DEV_ANNOTATION, that bind's nosuid,nodev cleared), the spec's mounts, devices, masked and read-only paths, then createContainer hooks and the
  * switch of root.
  */
 function rootfsOps(input: CreatePlanInput, ns: { userns: boolean; netns: boolean; cgroupns: boolean }): PlanOp[] {
@@ -135,8 +143,11 @@ function rootfsOps(input: CreatePlanInput, ns: { userns: boolean; netns: boolean
     // our mount events must not reach the host; pivot_root also refuses a shared parent
     op('MOUNT', '', '/', '', preProp | MS.REC, '', ''),
     op('MOUNT', input.rootfs, input.rootfs, '', MS.BIND | MS.REC, '', ''),
-    op('SETROOT', input.rootfs),
   ];
+  // The bind is ours alone (/ is a slave now): clearing its flags leaves the host's mount nosuid,nodev.
+  // Read-only, noexec and atime flags stay as the host mount has them; root.readonly comes at the end.
+  if (spec.annotations?.[ROOTFS_SUID_DEV_ANNOTATION] === 'true') ops.push(op('REMOUNT_CLEAR', input.rootfs, MS.NOSUID | MS.NODEV));
+  ops.push(op('SETROOT', input.rootfs));
   const ctx = { bundle: input.bundle, ...ns, cgroupMounts: input.cgroupMounts };
   for (const m of spec.mounts ?? []) ops.push(...mountOps(m, ctx));
   ops.push(...deviceOps(spec, ns.userns));

@@ -43,6 +43,7 @@ export const Op = {
   MASK: 42,
   READONLY: 43,
   SETSID: 44,
+  REMOUNT_CLEAR: 45,
 } as const;
 
 export type OpName = keyof typeof Op;
