@@ -11,7 +11,7 @@ import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadSt
 /** Tags one manifest PUT may carry as `?tag=` (the spec asks for at least 10). */
 const MAX_TAG_PARAMS = 100;
 import { isValidTag } from '../../image/index.ts';
-import type { Gate } from './gate.ts';
+import type { Caller, Gate } from './gate.ts';
 import type { PullThrough } from './proxy.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
 import { sendBody, takeSocketBody } from './native-io.ts';
@@ -120,21 +120,28 @@ export function createHandler(store: RegistryStore, opts: HandlerOptions = {}): 
         send(res, a.status, { ...a.headers, 'Content-Length': Buffer.byteLength(a.body) }, a.body);
         return;
       }
-      if (gate) ctx.user = gate.check(req, url, opts.secure ?? false);
-      return handle(store, req, res, { proxy: opts.proxy, mayPull: (repo) => !gate || gate.mayPull(ctx.user, repo) });
+      const caller: Caller = gate ? gate.check(req, url, opts.secure ?? false) : {};
+      ctx.user = caller.user;
+      return handle(store, req, res, {
+        proxy: opts.proxy,
+        mayPull: (repo) => !gate || gate.mayPull(caller.user, repo),
+        mayMountFrom: (repo) => !gate || gate.mayPullAs(caller, repo),
+      });
     };
     run().catch((err: unknown) => fail(req, res, err));
   };
 }
 
-/** What a request may see beyond the store: the cache's upstream, and the catalog's filter. */
+/** What a request may see beyond the store: the cache's upstream, and what its caller may read. */
 interface RequestScope {
   proxy?: PullThrough;
-  /** may this caller pull from the repository (what the catalog lists) */
+  /** may this caller pull from the repository, by the access policy (what the catalog lists) */
   mayPull: (repo: string) => boolean;
+  /** may this request's credentials pull from the repository (a mount's `from`) */
+  mayMountFrom: (repo: string) => boolean;
 }
 
-async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, { proxy, mayPull }: RequestScope): Promise<void> {
+async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, { proxy, mayPull, mayMountFrom }: RequestScope): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://registry.invalid');
   const method = req.method ?? 'GET';
   const path = url.pathname;
@@ -156,7 +163,7 @@ async function handle(store: RegistryStore, req: IncomingMessage, res: ServerRes
     if (m[4] !== undefined) await proxy.blob(store, name, checkDigest(m[4]).digest);
     if (m[5] !== undefined && (m[5].includes(':') || isValidTag(m[5]))) await proxy.manifest(store, name, m[5]);
   }
-  if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q);
+  if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q, mayMountFrom);
   if (m[4] !== undefined) return blobs(store, req, res, name, m[4]);
   if (m[5] !== undefined) return manifests(store, req, res, name, m[5], q);
   if (m[6] !== undefined) return referrers(store, req, res, name, m[6], q);
@@ -235,7 +242,7 @@ async function blobBody(store: RegistryStore, req: IncomingMessage, res: ServerR
   src.pipe(res);
 }
 
-async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, id: string, q: URLSearchParams): Promise<void> {
+async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, id: string, q: URLSearchParams, mayMountFrom: (repo: string) => boolean): Promise<void> {
   const method = req.method ?? 'GET';
   if (id === '') {
     if (method !== 'POST') throw notAllowed(method, 'the upload endpoint');
@@ -244,9 +251,14 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
       const { digest } = checkDigest(mount);
       const from = q.get('from');
       if (from !== null) checkName(from);
-      const size = await store.poolStat(digest);
-      const linked = from === null ? size !== undefined : (await store.blobStat(from, digest)) !== undefined;
-      if (size !== undefined && linked) {
+      // Mount only from the named repository, only when this request may pull it, and only when it
+      // has the blob; anything else gets a plain upload session below (202), the same answer whether
+      // or not the digest exists anywhere. Linking from the whole pool (which the spec allows without
+      // `from`) would hand any pusher another tenant's private blob by its digest, and the 201 would
+      // tell who stores what. Not without auth either: pier cannot see tenants that a proxy in front
+      // of it separates by repository path, and distribution never mounts without `from`. The rights
+      // are judged before storage is looked at, so neither the answer nor its timing tells more.
+      if (from !== null && mayMountFrom(from) && (await store.blobStat(from, digest)) !== undefined) {
         req.resume();
         await store.linkBlob(name, digest);
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
