@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { writeStderr, writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
+import { DEFAULT_LIMITS } from '../common/http-server.ts';
 import { RegistryClient, gcRegistry, parseRegistryHost, parseRemoteReference, startRegistry } from '../registry/index.ts';
 import { pierRoot } from '../image/index.ts';
 import { REGISTRY_FLAGS, REGISTRY_USAGE, registryOptions } from './registry-flags.ts';
@@ -31,6 +32,9 @@ commands:
                                              pulls are served from storage, else fetched there and kept;
                                              pushes and deletes are refused
       --proxy-credentials FILE               USER:PASSWORD for that registry
+      --header-timeout SECONDS               a client must send its request headers within this (default ${DEFAULT_LIMITS.headersTimeoutMs / 1000})
+      --idle-timeout SECONDS                 drop a connection that moves no byte for this long (default ${DEFAULT_LIMITS.idleTimeoutMs / 1000});
+                                             a blob body that keeps flowing is never cut
   gc [--dry-run] [--grace SECONDS] --storage DIR
                                              delete blobs no manifest references (blobs touched in
                                              the last --grace seconds, default 600, are kept)
@@ -47,6 +51,7 @@ async function serve(argv: string[]): Promise<number> {
     { name: 'tls-cert', value: true }, { name: 'tls-key', value: true },
     { name: 'access-log', value: true }, { name: 'metrics-listen', value: true },
     { name: 'proxy-remote', value: true }, { name: 'proxy-credentials', value: true },
+    { name: 'header-timeout', value: true }, { name: 'idle-timeout', value: true },
   ], { what: 'registry serve' });
   const listen = str(p, 'listen') ?? '127.0.0.1:5000';
   const storage = str(p, 'storage');
@@ -65,6 +70,12 @@ async function serve(argv: string[]): Promise<number> {
   const remote = str(p, 'proxy-remote');
   const credFile = str(p, 'proxy-credentials');
   if (credFile !== undefined && remote === undefined) throw new PierError('registry serve: --proxy-credentials needs --proxy-remote');
+  const seconds = (flag: string): number | undefined => {
+    const v = int(p, flag, 'registry serve');
+    if (v !== undefined && v <= 0) throw new PierError(`registry serve: --${flag} must be a positive number of seconds`);
+    return v === undefined ? undefined : v * 1000;
+  };
+  const headersTimeoutMs = seconds('header-timeout'), idleTimeoutMs = seconds('idle-timeout');
   const reg = await startRegistry({
     listen, storage,
     auth: { htpasswd: str(p, 'htpasswd'), access: str(p, 'access'), tokenIssuer, tokenKey: str(p, 'token-key'), service: str(p, 'token-service'), realm, tokenTtl: ttl },
@@ -72,6 +83,7 @@ async function serve(argv: string[]): Promise<number> {
     accessLog: logTo === 'none' ? false : logTo ?? ((line: string) => writeStderr(line)),
     metricsListen: str(p, 'metrics-listen'),
     ...(remote !== undefined ? { proxy: { remote, ...(credFile !== undefined ? { credentials: readCredentials(credFile) } : {}) } } : {}),
+    limits: { ...(headersTimeoutMs !== undefined ? { headersTimeoutMs } : {}), ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) },
   });
   const mode = reg.gate ? (reg.gate.mode === 'token' ? `token auth, realm ${realm ?? `${reg.url}/token`}` : 'basic auth') : 'no auth';
   writeStdout(`pier registry listening on ${reg.url} (storage ${storage}; ${mode}${remote ? `; pull-through cache of ${remote}` : ''}${reg.metricsUrl ? `; metrics on ${reg.metricsUrl}/metrics` : ''})\n`);

@@ -5,8 +5,7 @@
  * in an exception that takes the process down.
  *
  * Why each default: a client that never finishes its headers holds a socket and a parser (the
- * slowloris of CVE-2007-6750 against Apache; distribution answers it with http.Server's
- * ReadHeaderTimeout). Node derives headersTimeout from requestTimeout, so `requestTimeout: 0` — which
+ * slowloris of CVE-2007-6750 against Apache; CVE-2018-12122 gave Node its headersTimeout). Node derives headersTimeout from requestTimeout, so `requestTimeout: 0` — which
  * servers of long bodies need — silently turns the header timeout off too; it is set here on its own.
  * An idle socket (no byte either way) is closed; a body that flows, or a stream a handler marks
  * long-lived, is not timed.

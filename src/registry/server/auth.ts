@@ -198,17 +198,24 @@ export function covers(have: Access[], need: Access[]): boolean {
 const NEED_ROUTE = /^\/v2\/(.+?)\/(?:blobs\/uploads\/[^/]*|blobs\/[^/]+|manifests\/[^/]+|tags\/list|referrers\/[^/]+)$/;
 
 /**
- * What a request needs: GET/HEAD → pull, POST/PATCH/PUT → push, DELETE → delete; a cross-repository
- * mount also needs pull on `from`. `/v2/` needs no repository action (only a known caller).
- * Undefined for paths that are not repository endpoints.
+ * What a request needs: GET/HEAD → pull, POST/PATCH/PUT → push, DELETE → delete. `/v2/` needs no
+ * repository action (only a known caller). Undefined for paths that are not repository endpoints.
+ *
+ * A cross-repository mount (`POST …/blobs/uploads/?mount=D&from=R`) needs push on the target only:
+ * whether the caller may also pull `R` decides whether it mounts or gets a plain upload session
+ * (http.ts), never whether it is answered. distribution asks for pull on `from` here and so answers
+ * 401 (containerd then retries without `from`); answering with a session instead costs the client no
+ * second round trip and tells it no more: the choice depends on its own rights, not on storage.
  */
 export function requiredAccess(method: string, url: URL): Access[] | undefined {
   const m = NEED_ROUTE.exec(url.pathname);
   if (!m) return undefined;
-  const name = m[1];
   const action: Action = method === 'GET' || method === 'HEAD' ? 'pull' : method === 'DELETE' ? 'delete' : 'push';
-  const need: Access[] = [{ type: 'repository', name, actions: [action] }];
-  const from = url.searchParams.get('from');
-  if (method === 'POST' && url.searchParams.get('mount') !== null && from !== null && from !== name) need.push({ type: 'repository', name: from, actions: ['pull'] });
-  return need;
+  return [{ type: 'repository', name: m[1], actions: [action] }];
+}
+
+/** The `from` of a cross-repository mount request, or undefined when the request is not one. */
+export function mountSource(method: string, url: URL): string | undefined {
+  if (method !== 'POST' || url.searchParams.get('mount') === null) return undefined;
+  return url.searchParams.get('from') ?? undefined;
 }

@@ -5,8 +5,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { PierError } from '../../common/errors.ts';
-import { AccessPolicy, covers, formatScopes, Htpasswd, parseBasic, parseScopes, requiredAccess, type Access } from './auth.ts';
+import { AccessPolicy, covers, formatScopes, Htpasswd, mountSource, parseBasic, parseScopes, requiredAccess, type Access } from './auth.ts';
 import { RegistryError } from './errors.ts';
+import { NAME_RE } from './store.ts';
 import { TokenInvalid, TokenKey, verifyToken } from './token.ts';
 
 export interface AuthOptions {
@@ -30,6 +31,14 @@ export interface AuthOptions {
 
 const DEFAULT_TTL = 300;
 const MIN_TTL = 60;
+
+/** Who sent a request that passed the gate. */
+export interface Caller {
+  /** undefined: anonymous */
+  user?: string;
+  /** what the request's Bearer token grants (token mode); undefined in Basic mode */
+  access?: Access[];
+}
 
 export interface TokenAnswer {
   status: number;
@@ -98,40 +107,56 @@ export class Gate {
   }
 
   /**
-   * Who sends this request (undefined: anonymous and allowed). Throws 401 UNAUTHORIZED (no or bad
-   * credentials, a token that does not cover the request) or 403 DENIED (Basic user not allowed).
+   * Who sends this request, when it may be served. Throws 401 UNAUTHORIZED (no or bad credentials,
+   * a token that does not cover the request) or 403 DENIED (Basic user not allowed).
    */
-  check(req: IncomingMessage, url: URL, secure: boolean): string | undefined {
+  check(req: IncomingMessage, url: URL, secure: boolean): Caller {
     const method = req.method ?? 'GET';
     const need = requiredAccess(method, url);
+    // A mount's challenge also names pull on `from`, so a client that asks for exactly what the
+    // challenge says gets a token that can mount (the issuer grants it only when the policy does).
+    // Only a valid name goes into the header: `from` is decoded from the query, quotes and all.
+    const from = mountSource(method, url);
+    const ask: Access[] | undefined = need && from !== undefined && from !== need[0].name && NAME_RE.test(from) ? [...need, { type: 'repository', name: from, actions: ['pull'] }] : need;
     const header = req.headers.authorization;
     if (this.mode === 'basic') {
       const basic = parseBasic(header);
       if (!basic) {
-        if (need && covers(this.policy.grant(undefined, need), need)) return undefined;
+        if (need && covers(this.policy.grant(undefined, need), need)) return {};
         // the catalog lists what the caller may pull: anonymous callers may ask when anonymous may pull anything
-        if (url.pathname === '/v2/_catalog' && this.policy.anonymousAllowed) return undefined;
-        throw this.unauthorized(req, secure, need, 'authentication required');
+        if (url.pathname === '/v2/_catalog' && this.policy.anonymousAllowed) return {};
+        throw this.unauthorized(req, secure, ask, 'authentication required');
       }
-      if (!this.users!.check(basic.user, basic.password)) throw this.unauthorized(req, secure, need, 'invalid user name or password');
+      if (!this.users!.check(basic.user, basic.password)) throw this.unauthorized(req, secure, ask, 'invalid user name or password');
       if (need && !covers(this.policy.grant(basic.user, need), need)) {
         throw new RegistryError('DENIED', 403, { message: `${basic.user} may not ${formatScopes(need)}`, detail: need });
       }
-      return basic.user;
+      return { user: basic.user };
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (!m) throw this.unauthorized(req, secure, need, 'authentication required');
+    if (!m) throw this.unauthorized(req, secure, ask, 'authentication required');
     let claims;
     try {
       claims = verifyToken(m[1], this.key!.publicKey, { issuer: this.issuer, audience: this.service });
     } catch (err) {
       if (!(err instanceof TokenInvalid)) throw err;
-      throw this.unauthorized(req, secure, need, err.message, { code: 'invalid_token', description: err.message });
+      throw this.unauthorized(req, secure, ask, err.message, { code: 'invalid_token', description: err.message });
     }
     if (need && !covers(claims.access, need)) {
-      throw this.unauthorized(req, secure, need, `the token does not grant ${formatScopes(need)}`, { code: 'insufficient_scope', description: 'the token does not grant the access this request needs' });
+      throw this.unauthorized(req, secure, ask, `the token does not grant ${formatScopes(need)}`, { code: 'insufficient_scope', description: 'the token does not grant the access this request needs' });
     }
-    return claims.sub === '' ? undefined : claims.sub;
+    return { user: claims.sub === '' ? undefined : claims.sub, access: claims.access };
+  }
+
+  /**
+   * May this request read `repo` with the credentials it carries (a mount's `from`)? A token counts
+   * by its own grants, which may be narrower than the policy on purpose (a token for one repository
+   * must not reach the owner's others); Basic credentials by the policy.
+   */
+  mayPullAs(caller: Caller, repo: string): boolean {
+    const need: Access[] = [{ type: 'repository', name: repo, actions: ['pull'] }];
+    if (this.mode === 'token') return covers(caller.access ?? [], need);
+    return covers(this.policy.grant(caller.user, need), need);
   }
 
   /** May `user` (undefined: anonymous) pull from `repo`, by the access policy? (what the catalog lists) */

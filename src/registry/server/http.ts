@@ -5,13 +5,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../common/errors.ts';
+import { guarded, HttpError, requestUrl } from '../../common/http-server.ts';
 import { RegistryError } from './errors.ts';
 import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState, type UploadBody } from './store.ts';
 
 /** Tags one manifest PUT may carry as `?tag=` (the spec asks for at least 10). */
 const MAX_TAG_PARAMS = 100;
 import { isValidTag } from '../../image/index.ts';
-import type { Gate } from './gate.ts';
+import type { Caller, Gate } from './gate.ts';
 import type { PullThrough } from './proxy.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
 import { sendBody, takeSocketBody } from './native-io.ts';
@@ -74,12 +75,36 @@ export interface HandlerOptions {
   proxy?: PullThrough;
 }
 
+/** The spec's error for anything a request failed with (a bare Error is a 500). */
+function registryErrorOf(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
+  // the shared guard rails' errors (a malformed request target, a body over its limit)
+  if (err instanceof HttpError) return new RegistryError(err.status === 413 ? 'SIZE_INVALID' : 'UNSUPPORTED', err.status, { message: err.message });
+  return new RegistryError('UNSUPPORTED', 500, { message: `internal error: ${messageOf(err)}` });
+}
+
 function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-  const e = err instanceof RegistryError ? err : new RegistryError('UNSUPPORTED', 500, { message: `internal error: ${messageOf(err)}` });
+  const e = registryErrorOf(err);
   if (!req.complete) req.resume();
   if (res.headersSent) { res.destroy(); return; }
   const body = req.method === 'HEAD' ? undefined : e.body();
   send(res, e.status, { 'Content-Type': 'application/json', ...e.headers, ...(body === undefined ? { 'Content-Length': Buffer.byteLength(e.body()) } : {}) }, body);
+}
+
+/**
+ * Run `work` — the server's own, with the client waiting (an upstream fetch, re-hashing a large
+ * session) — with the connection's idle timeout lifted: the timeout is for clients that stop moving
+ * bytes, not for a server that is busy for them. Restored afterwards for the rest of the connection.
+ */
+export async function serverBusy<T>(res: ServerResponse, work: () => Promise<T>): Promise<T> {
+  const sock = res.socket;
+  const idle = sock?.timeout;
+  if (sock && idle) sock.setTimeout(0);
+  try {
+    return await work();
+  } finally {
+    if (sock && idle && !sock.destroyed) sock.setTimeout(idle);
+  }
 }
 
 /** `GET /metrics` in Prometheus text format. */
@@ -95,47 +120,56 @@ const STORES_MANIFEST = /^\/v2\/.+\/manifests\/[^/]+$/;
 
 export function createHandler(store: RegistryStore, opts: HandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const { gate, metrics, accessLog } = opts;
-  return (req, res) => {
+  const run = async (req: IncomingMessage, res: ServerResponse, ctx: { user?: string; stored?: 'blob' | 'manifest' }) => {
+    // A target `new URL` cannot parse (`http://[`) or a stray `%` is a 400 in the spec's error JSON
+    // (under distribution, Go's net/http answers both with a bare 400 before any handler runs).
+    const url = requestUrl(req, 'http://registry.invalid');
+    const method = req.method ?? 'GET';
+    if (method === 'PUT' && STORES_MANIFEST.test(url.pathname)) ctx.stored = 'manifest';
+    else if ((method === 'PUT' || method === 'POST') && STORES_BLOB.test(url.pathname) && url.searchParams.get('mount') === null) ctx.stored = 'blob';
+    if (url.pathname === '/metrics' && metrics) {
+      if (opts.metricsOnLoopback === false || !isLoopback(req.socket.remoteAddress)) {
+        throw new RegistryError('DENIED', 403, { message: '/metrics is served to loopback clients only (or on --metrics-listen)' });
+      }
+      return serveMetrics(req, res, metrics, opts.uploadsInProgress);
+    }
+    if (gate?.mode === 'token' && url.pathname === '/token') {
+      const a = gate.token(req, url);
+      req.resume();
+      ctx.user = a.user;
+      if (a.status === 200) metrics?.tokenIssued();
+      send(res, a.status, { ...a.headers, 'Content-Length': Buffer.byteLength(a.body) }, a.body);
+      return;
+    }
+    const caller: Caller = gate ? gate.check(req, url, opts.secure ?? false) : {};
+    ctx.user = caller.user;
+    return handle(store, req, res, url, {
+      proxy: opts.proxy,
+      mayPull: (repo) => !gate || gate.mayPull(caller.user, repo),
+      mayMountFrom: (repo) => !gate || gate.mayPullAs(caller, repo),
+    });
+  };
+  // the one top-level error path: whatever a request throws or rejects with, it is answered
+  return guarded((req, res) => {
     const ctx: { user?: string; stored?: 'blob' | 'manifest' } = {};
     if (metrics || accessLog) {
       metrics?.begin();
       watch(req, res, ctx, (r) => { metrics?.record(r); accessLog?.log(r); });
     }
-    const run = async () => {
-      const url = new URL(req.url ?? '/', 'http://registry.invalid');
-      const method = req.method ?? 'GET';
-      if (method === 'PUT' && STORES_MANIFEST.test(url.pathname)) ctx.stored = 'manifest';
-      else if ((method === 'PUT' || method === 'POST') && STORES_BLOB.test(url.pathname) && url.searchParams.get('mount') === null) ctx.stored = 'blob';
-      if (url.pathname === '/metrics' && metrics) {
-        if (opts.metricsOnLoopback === false || !isLoopback(req.socket.remoteAddress)) {
-          throw new RegistryError('DENIED', 403, { message: '/metrics is served to loopback clients only (or on --metrics-listen)' });
-        }
-        return serveMetrics(req, res, metrics, opts.uploadsInProgress);
-      }
-      if (gate?.mode === 'token' && url.pathname === '/token') {
-        const a = gate.token(req, url);
-        req.resume();
-        ctx.user = a.user;
-        if (a.status === 200) metrics?.tokenIssued();
-        send(res, a.status, { ...a.headers, 'Content-Length': Buffer.byteLength(a.body) }, a.body);
-        return;
-      }
-      if (gate) ctx.user = gate.check(req, url, opts.secure ?? false);
-      return handle(store, req, res, { proxy: opts.proxy, mayPull: (repo) => !gate || gate.mayPull(ctx.user, repo) });
-    };
-    run().catch((err: unknown) => fail(req, res, err));
-  };
+    return run(req, res, ctx);
+  }, (err, req, res) => fail(req, res, err));
 }
 
-/** What a request may see beyond the store: the cache's upstream, and the catalog's filter. */
+/** What a request may see beyond the store: the cache's upstream, and what its caller may read. */
 interface RequestScope {
   proxy?: PullThrough;
-  /** may this caller pull from the repository (what the catalog lists) */
+  /** may this caller pull from the repository, by the access policy (what the catalog lists) */
   mayPull: (repo: string) => boolean;
+  /** may this request's credentials pull from the repository (a mount's `from`) */
+  mayMountFrom: (repo: string) => boolean;
 }
 
-async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, { proxy, mayPull }: RequestScope): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://registry.invalid');
+async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, url: URL, { proxy, mayPull, mayMountFrom }: RequestScope): Promise<void> {
   const method = req.method ?? 'GET';
   const path = url.pathname;
   if (path === '/v2/' || path === '/v2') {
@@ -152,11 +186,12 @@ async function handle(store: RegistryStore, req: IncomingMessage, res: ServerRes
   const q = url.searchParams;
   if (proxy) {
     if (method !== 'GET' && method !== 'HEAD') throw proxy.refuse(method);
-    // fill the cache first; the ordinary handlers then serve from it
-    if (m[4] !== undefined) await proxy.blob(store, name, checkDigest(m[4]).digest);
-    if (m[5] !== undefined && (m[5].includes(':') || isValidTag(m[5]))) await proxy.manifest(store, name, m[5]);
+    // fill the cache first; the ordinary handlers then serve from it (the client waits meanwhile)
+    const blobRef = m[4], manifestRef = m[5];
+    if (blobRef !== undefined) { const { digest } = checkDigest(blobRef); await serverBusy(res, () => proxy.blob(store, name, digest)); }
+    if (manifestRef !== undefined && (manifestRef.includes(':') || isValidTag(manifestRef))) await serverBusy(res, () => proxy.manifest(store, name, manifestRef));
   }
-  if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q);
+  if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q, mayMountFrom);
   if (m[4] !== undefined) return blobs(store, req, res, name, m[4]);
   if (m[5] !== undefined) return manifests(store, req, res, name, m[5], q);
   if (m[6] !== undefined) return referrers(store, req, res, name, m[6], q);
@@ -235,7 +270,7 @@ async function blobBody(store: RegistryStore, req: IncomingMessage, res: ServerR
   src.pipe(res);
 }
 
-async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, id: string, q: URLSearchParams): Promise<void> {
+async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerResponse, name: string, id: string, q: URLSearchParams, mayMountFrom: (repo: string) => boolean): Promise<void> {
   const method = req.method ?? 'GET';
   if (id === '') {
     if (method !== 'POST') throw notAllowed(method, 'the upload endpoint');
@@ -244,9 +279,14 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
       const { digest } = checkDigest(mount);
       const from = q.get('from');
       if (from !== null) checkName(from);
-      const size = await store.poolStat(digest);
-      const linked = from === null ? size !== undefined : (await store.blobStat(from, digest)) !== undefined;
-      if (size !== undefined && linked) {
+      // Mount only from the named repository, only when this request may pull it, and only when it
+      // has the blob; anything else gets a plain upload session below (202), the same answer whether
+      // or not the digest exists anywhere. Linking from the whole pool (which the spec allows without
+      // `from`) would hand any pusher another tenant's private blob by its digest, and the 201 would
+      // tell who stores what. Not without auth either: pier cannot see tenants that a proxy in front
+      // of it separates by repository path, and distribution never mounts without `from`. The rights
+      // are judged before storage is looked at, so neither the answer nor its timing tells more.
+      if (from !== null && mayMountFrom(from) && (await store.blobStat(from, digest)) !== undefined) {
         req.resume();
         await store.linkBlob(name, digest);
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
@@ -261,7 +301,7 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
         const st = await store.getUpload(name, uuid);
         await store.appendUpload(uuid, st, bodyOf(store, req, res), undefined, { save: false });
         const { digest } = checkDigest(digestParam);
-        await store.commitUpload(name, uuid, digest);
+        await serverBusy(res, () => store.commitUpload(name, uuid, digest));
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
       });
       return;
@@ -302,7 +342,8 @@ async function uploads(store: RegistryStore, req: IncomingMessage, res: ServerRe
         if (cr && cr.start !== st.offset) throw outOfOrder(st);
         if (Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding']) await store.appendUpload(id, st, bodyOf(store, req, res), cr ? cr.end - cr.start + 1 : undefined, { save: false });
         else req.resume();
-        await store.commitUpload(name, id, digest);
+        // (a session without a live hash is re-hashed here: a while, for a large blob)
+        await serverBusy(res, () => store.commitUpload(name, id, digest));
         send(res, 201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
         return;
       }

@@ -2,14 +2,17 @@
  * The registry server: `startRegistry({ listen, storage })` serves distribution-spec v1.1 over
  * HTTP or HTTPS from a storage directory, with optional auth (htpasswd Basic, or Bearer tokens from
  * the built-in issuer), an access log and `/metrics`; `gcRegistry` garbage-collects that directory.
+ * Both listeners wear the shared guard rails (src/common/http-server.ts): a header timeout, an idle
+ * timeout, header limits and an error path that always answers.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { PierError } from '../../common/errors.ts';
 import { privateDir } from '../../common/statedir.ts';
+import { guarded, guardServer, serverOptions, type ServerLimits } from '../../common/http-server.ts';
 import { createHandler, serveMetrics } from './http.ts';
 import { Gate, type AuthOptions } from './gate.ts';
 import { AccessLog, Metrics } from './observe.ts';
@@ -46,6 +49,12 @@ export interface RegistryOptions {
   referrersPageBytes?: number;
   /** be a pull-through cache of another registry (proxy.ts) */
   proxy?: ProxyOptions;
+  /**
+   * Connection limits of both listeners (defaults: src/common/http-server.ts DEFAULT_LIMITS). The
+   * whole-request deadline stays off whatever is given here: a blob body may take hours; a body that
+   * stops moving is cut by the idle timeout instead.
+   */
+  limits?: Partial<Pick<ServerLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>>;
 }
 
 export interface RunningRegistry {
@@ -90,6 +99,16 @@ async function listenOn(server: Server, listen: string): Promise<string> {
   return addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
 }
 
+/** The limits of `opts`, checked: a header timeout of 0 would reopen the slowloris hole. */
+function limitsOf(opts: RegistryOptions): Partial<ServerLimits> {
+  const l = opts.limits ?? {};
+  for (const [k, v] of Object.entries(l)) {
+    if (v === undefined) continue;
+    if (!Number.isFinite(v) || v < 0 || (k === 'headersTimeoutMs' && v === 0)) throw new PierError(`registry: limits.${k} must be a ${k === 'headersTimeoutMs' ? 'positive' : 'non-negative'} number of milliseconds, not ${String(v)}`);
+  }
+  return { ...l, requestTimeoutMs: 0 };
+}
+
 function closeServer(server: Server): Promise<void> {
   return new Promise<void>((resolve) => {
     server.close(() => resolve());
@@ -99,6 +118,7 @@ function closeServer(server: Server): Promise<void> {
 
 export async function startRegistry(opts: RegistryOptions): Promise<RunningRegistry> {
   parseListen(opts.listen);
+  const limits = limitsOf(opts);
   if (opts.metricsListen) parseListen(opts.metricsListen);
   const proxy = opts.proxy ? new PullThrough(opts.proxy) : undefined; // (checks the URL before anything is made)
   // Private repositories' blobs: the storage dir is the server's alone (0700, an older 0755 one too).
@@ -111,18 +131,19 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
   const uploadsInProgress = async () => (await driver.list('_uploads')).length;
   const secure = opts.tls !== undefined;
   const handler = createHandler(store, { gate, metrics, accessLog, secure, uploadsInProgress, proxy });
-  const server: Server = opts.tls
-    ? createHttpsServer({ requestTimeout: 0, cert: readPem(opts.tls.cert, 'certificate'), key: readPem(opts.tls.key, 'key') }, handler) as unknown as Server
-    : createServer({ requestTimeout: 0 }, handler);
+  const server: Server = guardServer(opts.tls
+    ? createHttpsServer({ ...serverOptions(limits), cert: readPem(opts.tls.cert, 'certificate'), key: readPem(opts.tls.key, 'key') }, handler) as unknown as Server
+    : createServer(serverOptions(limits), handler), limits);
   const h = await listenOn(server, opts.listen);
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;
   if (opts.metricsListen) {
-    metricsServer = createServer((req, res) => {
+    const fail = (_err: unknown, _req: unknown, res: ServerResponse) => { if (!res.headersSent) res.writeHead(500, { 'Content-Length': 0 }); res.end(); };
+    metricsServer = guardServer(createServer(serverOptions(limits), guarded((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path !== '/metrics') { req.resume(); res.writeHead(404, { 'Content-Length': 0 }); res.end(); return; }
-      serveMetrics(req, res, metrics, uploadsInProgress).catch(() => { if (!res.headersSent) res.writeHead(500, { 'Content-Length': 0 }); res.end(); });
-    });
+      return serveMetrics(req, res, metrics, uploadsInProgress);
+    }, fail)), limits);
     try {
       metricsUrl = `http://${await listenOn(metricsServer, opts.metricsListen)}`;
     } catch (err) {

@@ -15,9 +15,14 @@
  *
  * Both transfers run in threads of the addon's own (a slow client holds one thread, never libuv's
  * pool), on dup'ed fds, and are cancelled when the connection closes under them.
+ *
+ * Idle timeout: Node's timer on the socket sees none of the bytes the addon moves, so it would cut a
+ * transfer that flows; it is lifted for the transfer, and the addon's thread applies the same
+ * timeout instead (a client that moves no byte for that long is dropped), then Node's is put back.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { finished } from 'node:stream';
 import type { TransferHandle } from '../../common/fsx.ts';
 import { nativeIo, plainHandle, takeFromParser, type NativeTransfer } from '../native.ts';
@@ -27,18 +32,26 @@ import { addReceivedBytes, addSentBytes } from './observe.ts';
 export const SENDFILE_MIN = 256 << 10;
 /** Request bodies from this size on are read by the addon. */
 export const RECV_MIN = 1 << 20;
-/** A client that moves no byte for this long is dropped. */
+/** A client that moves no byte for this long is dropped, when the server set no idle timeout of its own. */
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** Read size when a body is streamed through Node instead. */
 const STREAM_CHUNK = 1 << 20;
 
 
-/** Run a transfer; it is cancelled if `res` closes first (client gone, server closing). */
-function transfer(nat: NativeTransfer, res: ServerResponse, start: (done: (err: NodeJS.ErrnoException | null, n: number) => void) => TransferHandle): Promise<{ err: NodeJS.ErrnoException | null; n: number }> {
+/**
+ * Run a transfer on `sock` with its idle timeout (`start` gets it in ms) moved from Node's timer to
+ * the addon's thread (see the module comment); it is cancelled if `res` closes first (client gone,
+ * server closing). A transfer the client let go idle ends the connection, as Node's timer would.
+ */
+function transfer(nat: NativeTransfer, res: ServerResponse, sock: Socket, start: (idleMs: number, done: (err: NodeJS.ErrnoException | null, n: number) => void) => TransferHandle): Promise<{ err: NodeJS.ErrnoException | null; n: number }> {
+  const idle = sock.timeout;
+  if (idle) sock.setTimeout(0);
   return new Promise((resolve) => {
     let over = false;
-    const handle = start((err, n) => {
+    const handle = start(idle || IDLE_TIMEOUT_MS, (err, n) => {
       over = true;
+      if (err?.code === 'ETIMEDOUT') sock.destroy();
+      else if (idle && !sock.destroyed) sock.setTimeout(idle);
       resolve({ err, n });
     });
     finished(res, () => { if (!over) nat.transferCancel(handle); });
@@ -66,7 +79,7 @@ export async function sendBody(req: IncomingMessage, res: ServerResponse, fh: Fi
       const h = plainHandle(sock);
       // the headers must be in the kernel before the body goes out behind Node's back
       if (sock && h && sock.writableLength === 0) {
-        const { err, n } = await transfer(nat, res, (done) => nat.sendfile(h.fd, fh.fd, start, length, IDLE_TIMEOUT_MS, done));
+        const { err, n } = await transfer(nat, res, sock, (idleMs, done) => nat.sendfile(h.fd, fh.fd, start, length, idleMs, done));
         addSentBytes(sock, n);
         if (err) res.destroy(err);
         else res.end();
@@ -160,7 +173,7 @@ export async function receiveRest(body: SocketBody, fileFd: number, sha256: Buff
   const h = plainHandle(body.req.socket);
   if (!nat || !h) throw Object.assign(new Error('the connection closed before the request body was read'), { code: 'ECONNRESET' });
   if (body.rest === 0) return 0;
-  const { err, n } = await transfer(nat, body.res, (done) => nat.recvToFile(h.fd, fileFd, body.rest, sha256, writebackEvery, IDLE_TIMEOUT_MS, done));
+  const { err, n } = await transfer(nat, body.res, body.req.socket, (idleMs, done) => nat.recvToFile(h.fd, fileFd, body.rest, sha256, writebackEvery, idleMs, done));
   addReceivedBytes(body.req.socket, n);
   if (err) throw err;
   return n;
