@@ -71,6 +71,8 @@ function api(method: string, path: string, body?: string | null | ((w: (chunk: s
 }
 
 const pid = () => Number(readFileSync(join(e.run, 'pierd.pid'), 'utf8'));
+/** The running pierd's pid (the CLI starts one if an earlier failure took it down). */
+const daemon = () => { e.ok(['ps']); return pid(); };
 const alive = (p: number) => { try { process.kill(p, 0); return true; } catch { return false; } };
 
 /** pierd is the same process and still answers. */
@@ -113,7 +115,7 @@ function vm(p: number, field: 'VmRSS' | 'VmHWM'): number {
 
 describe('malformed request targets', () => {
   test('get 400, pierd lives on, and a running `logs -f` keeps streaming', async () => {
-    const before = pid();
+    const before = daemon();
     // A quiet container: one line, then nothing until it is told to go on.
     e.ok(['run', '-d', '--name', 'quiet', 'busybox', 'sh', '-c', 'echo first; while [ ! -e /go ]; do sleep 0.1; done; echo second']);
     const follow: ChildProcess = spawn(PIER, ['logs', '-f', 'quiet'], { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -122,7 +124,7 @@ describe('malformed request targets', () => {
     const ended = new Promise<number | null>((r) => follow.on('close', r));
     try {
       await until(() => out.includes('first\n'), 'logs -f shows the first line');
-      const waited = api('POST', '/v1/containers/quiet/wait');
+      const waited = api('POST', '/v1/containers/quiet/wait').catch((err: Error) => ({ status: 0, body: err.message, json: undefined }));
       // Quiet for twice the idle timeout: a whole request that waits on the daemon is not idle.
       await sleep(2 * IDLE_TIMEOUT_MS);
       for (const target of ['/v1/containers/%', 'http://[', '/v1/containers/%zz/logs', '/v1/%E0%A4%A', '/v1/networks/%', '/v1/volumes/a%']) {
@@ -147,7 +149,7 @@ describe('malformed request targets', () => {
 
 describe('timeouts', () => {
   test('headers that never end and a body that stops are cut off; pierd lives on', async () => {
-    const before = pid();
+    const before = daemon();
     const half = rawOpen('GET /v1/_ping HTTP/1.1\r\nHost: pierd\r\n');
     const stalled = rawOpen('POST /v1/containers HTTP/1.1\r\nHost: pierd\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"image":');
     try {
@@ -171,7 +173,7 @@ describe('timeouts', () => {
 
 describe('body limits', () => {
   test('an 8 MiB JSON body is a 413; a 128 MiB chunked one too, and pierd does not hold it', async () => {
-    const before = pid();
+    const before = daemon();
     const hwm = vm(before, 'VmHWM');
     const rss = vm(before, 'VmRSS');
     try {
