@@ -149,7 +149,13 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
  * watch): lift the idle timeout of its socket. The header timeout has done its job by now.
  */
 export function longLived(res: ServerResponse): void {
-  res.socket?.setTimeout(0);
+  const socket = res.socket;
+  if (!socket) return;
+  socket.setTimeout(0);
+  // On a keep-alive connection the next request is timed again (node sets the idle timeout per
+  // connection, not per request).
+  const idle = (socket as { server?: { timeout?: number } }).server?.timeout ?? 0;
+  if (idle > 0) res.once('finish', () => { if (!socket.destroyed) socket.setTimeout(idle); });
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown;

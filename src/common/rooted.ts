@@ -306,6 +306,24 @@ export class Scope {
     }
   }
 
+  /**
+   * Where `path` leads in the scope, as an absolute path of the scope: symlinks followed inside it,
+   * components that do not exist kept as they are (a mount point the runtime will make).
+   */
+  realPath(path: string): string {
+    try {
+      const r = this.resolve(path, { followLast: true });
+      closeSync(r.dir.fd);
+      return r.name === '' ? r.dir.path : join(r.dir.path, r.name);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT' && errnoOf(err) !== 'ENOTDIR') throw err;
+      const parts = components(path);
+      const last = parts.pop();
+      if (last === undefined) return '/';
+      return join(this.realPath(`/${parts.join('/')}`), last);
+    }
+  }
+
   /** The directory at `path` (symlinks followed, inside the scope), made if missing when `create`. */
   openDir(path: string, opts: { create?: boolean; base?: Dir } = {}): Dir {
     const r = this.resolve(path, { followLast: true, create: opts.create, base: opts.base });

@@ -1,7 +1,8 @@
 /**
  * Schema checks for what arrives over a wire: a TypeBox schema (which is JSON Schema, and gives the
  * TypeScript type) compiled once, and a refusal that is one line naming the bad field, e.g.
- * `cmd: expected an array` or `log.maxFiles: expected an integer ≥ 1`. TypeBox rather than a
+ * `cmd: expected an array` or `log.maxFiles: expected an integer ≥ 1`. A schema may carry
+ * `errorMessage: 'expected …'` to put its expectation in words. TypeBox rather than a
  * hand-written walker: schema-first types and a compiled validator are what the Kubernetes-style API
  * server will need as well.
  */
@@ -38,7 +39,10 @@ export function compile<T extends TSchema>(schema: T): Checker<T> {
       if (!first) throw new HttpError(400, `${what} is not valid`);
       const field = fieldName(first.path);
       if (first.message === 'Unexpected property') throw new HttpError(400, `${what}: unknown field ${field}`);
-      const message = first.message.replace(/^Expected/, 'expected');
+      // A schema may say in words what it expects (`errorMessage`), where TypeBox's own message
+      // would quote a regular expression or say only "expected union value".
+      const own = (first.schema as { errorMessage?: unknown }).errorMessage;
+      const message = typeof own === 'string' ? own : first.message.replace(/^Expected/, 'expected');
       throw new HttpError(400, field ? `${what}: field ${field}: ${message}` : `${what}: ${message}`);
     },
   };

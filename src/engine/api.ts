@@ -1,53 +1,137 @@
 /**
  * The engine API's types: what the CLI sends pierd and what pierd answers (docs/engine-api.md).
  * Shared by daemon/ and client/ so both sides agree at compile time.
+ *
+ * What a client sends (the create, network and volume bodies) is a TypeBox schema first, and its
+ * TypeScript type is derived from it (Static<>), so the check pierd runs and the type the CLI
+ * compiles against cannot drift apart. pierd checks every body against these before it acts
+ * (server.ts); a value that fits the schema but not the daemon's state (an unknown runtime or
+ * network, a taken port) is Engine.create's to refuse. Only the daemon evaluates this module: the
+ * client imports its types only, so TypeBox stays out of the small CLI bundle.
  */
-import type { PortMapping } from './network/index.ts';
+import { isIP, isIPv4 } from 'node:net';
+import { FormatRegistry, Type, type Static } from '@sinclair/typebox';
+import type { PortMapping as NetworkPortMapping } from './network/index.ts';
 
-export type { PortMapping };
+// ---- formats (TypeBox's registry is global; the names are prefixed so no other schema clashes) --
+
+/** A string the kernel can take as one argument, variable or path: no NUL byte. */
+const NO_NUL = /^[^\0]*$/;
+/** Container names, network aliases, extra-host names: one line, no spaces (they go into /etc/hosts). */
+const HOST_NAME = /^[A-Za-z0-9_.-]+$/;
+
+FormatRegistry.Set('pier-ipv4', (v) => isIPv4(v));
+// `host:ip` as network/etc.ts writes it into /etc/hosts: IPv4, IPv6 (bare or in brackets), or the
+// word host-gateway; split at the first colon, as docker does.
+FormatRegistry.Set('pier-extra-host', (v) => {
+  const at = v.indexOf(':');
+  if (at <= 0 || !HOST_NAME.test(v.slice(0, at))) return false;
+  let ip = v.slice(at + 1);
+  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+  return ip === 'host-gateway' || isIP(ip) !== 0;
+});
+
+const text = (what = 'a string without NUL bytes') => Type.String({ pattern: NO_NUL.source, errorMessage: `expected ${what}` });
+const strings = () => Type.Array(text());
+
+// ---- limits, and why each number ----------------------------------------------------------------
+
+/** docker's minimum memory limit (6 MB; `pier run -m` refuses less too). */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+/**
+ * The smallest log file: four full-size entries (the shim cuts a line at 16 KiB, docker's size,
+ * shim/jsonlog.ts MAX_LINE). Smaller, and nearly every entry is a rotation of its own.
+ */
+export const MIN_LOG_SIZE = 64 * 1024;
+/** Each rotation renames every older file: a bound keeps that at most a thousand renames. */
+export const MAX_LOG_FILES = 1000;
+/** Seconds that still fit a Node timer (2^31-1 ms); a longer one would fire at once. */
+export const MAX_TIMEOUT_S = 2_147_483;
+
+// ---- bodies ---------------------------------------------------------------------------------------
+
+export const PortMappingSchema = Type.Object({
+  hostIp: Type.Optional(Type.String({ format: 'pier-ipv4', errorMessage: 'expected an IPv4 address' })),
+  /** 0: the daemon picks a free port. */
+  hostPort: Type.Integer({ minimum: 0, maximum: 65535, errorMessage: 'expected a port number 0-65535' }),
+  containerPort: Type.Integer({ minimum: 1, maximum: 65535, errorMessage: 'expected a port number 1-65535' }),
+  protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { errorMessage: 'expected tcp or udp' }),
+}, { additionalProperties: false });
+export type PortMapping = Static<typeof PortMappingSchema>;
 
 export type RestartName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
-export interface RestartPolicy { name: RestartName; maxRetries?: number }
+export const RestartPolicySchema = Type.Object({
+  name: Type.Union([Type.Literal('no'), Type.Literal('on-failure'), Type.Literal('always'), Type.Literal('unless-stopped')], { errorMessage: 'expected no, on-failure, always or unless-stopped' }),
+  maxRetries: Type.Optional(Type.Integer({ minimum: 0, errorMessage: 'expected an integer >= 0' })),
+}, { additionalProperties: false });
+export type RestartPolicy = Static<typeof RestartPolicySchema>;
 
 /** POST /v1/containers — what `pier create`/`pier run` ask for. */
-export interface CreateRequest {
-  image: string;
-  name?: string;
+export const CreateRequestSchema = Type.Object({
+  image: Type.String({ minLength: 1, pattern: NO_NUL.source, errorMessage: 'expected an image reference' }),
+  name: Type.Optional(Type.String()),
   /** Replaces the image's Cmd. */
-  cmd?: string[];
+  cmd: Type.Optional(strings()),
   /** Replaces the image's Entrypoint ([""] or [] clears it, as `--entrypoint ""`). */
-  entrypoint?: string[];
-  env?: string[];
-  workdir?: string;
-  user?: string;
-  hostname?: string;
-  tty?: boolean;
+  entrypoint: Type.Optional(strings()),
+  env: Type.Optional(Type.Array(Type.String({ pattern: '^[^=\\0][^\\0]*$', errorMessage: 'expected KEY=VALUE without NUL bytes' }))),
+  workdir: Type.Optional(Type.String({ pattern: '^/[^\\0]*$', errorMessage: 'expected an absolute path' })),
+  user: Type.Optional(text()),
+  hostname: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$', maxLength: 64, errorMessage: 'expected a host name of letters, digits, "." and "-" (at most 64)' })),
+  tty: Type.Optional(Type.Boolean()),
   /** Keep stdin open for an attaching client (`-i`). */
-  stdin?: boolean;
+  stdin: Type.Optional(Type.Boolean()),
   /** bridge (default), none, host, or a user network name. */
-  network?: string;
-  networkAliases?: string[];
-  ports?: PortMapping[];
+  network: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL.source, errorMessage: 'expected a network name' })),
+  networkAliases: Type.Optional(Type.Array(Type.String({ pattern: HOST_NAME.source, maxLength: 253, errorMessage: 'expected a name of letters, digits, "_", "." and "-"' }))),
+  ports: Type.Optional(Type.Array(PortMappingSchema)),
   /** `-v` specs: NAME:/dst[:ro], /host:/dst[:ro], or /dst for an anonymous volume. */
-  volumes?: string[];
+  volumes: Type.Optional(strings()),
   /** Bytes. */
-  memory?: number;
-  cpus?: number;
-  pidsLimit?: number;
-  restart?: RestartPolicy;
-  readOnly?: boolean;
-  capAdd?: string[];
-  capDrop?: string[];
-  init?: boolean;
-  autoRemove?: boolean;
-  /** A runc-compatible binary; absent → pier's runtime in-process. */
-  runtime?: string;
-  labels?: Record<string, string>;
-  log?: { maxSize?: number; maxFiles?: number };
-  extraHosts?: string[];
-  stopSignal?: string;
-  stopTimeout?: number;
-}
+  memory: Type.Optional(Type.Integer({ minimum: MIN_MEMORY, errorMessage: `expected a byte count of at least ${MIN_MEMORY} (6m)` })),
+  cpus: Type.Optional(Type.Number({ minimum: 0.01, errorMessage: 'expected a number of CPUs, at least 0.01' })),
+  pidsLimit: Type.Optional(Type.Integer({ minimum: 1, errorMessage: 'expected an integer >= 1' })),
+  restart: Type.Optional(RestartPolicySchema),
+  readOnly: Type.Optional(Type.Boolean()),
+  capAdd: Type.Optional(strings()),
+  capDrop: Type.Optional(strings()),
+  init: Type.Optional(Type.Boolean()),
+  autoRemove: Type.Optional(Type.Boolean()),
+  /** A runtime by name: pier (the default, pier's runtime in-process), runc when pierd found one, or one from daemon.json. */
+  runtime: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL.source, errorMessage: 'expected a runtime name' })),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+  log: Type.Optional(Type.Object({
+    maxSize: Type.Optional(Type.Integer({ minimum: MIN_LOG_SIZE, errorMessage: `expected a byte count of at least ${MIN_LOG_SIZE} (64k)` })),
+    maxFiles: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LOG_FILES, errorMessage: `expected an integer 1-${MAX_LOG_FILES}` })),
+  }, { additionalProperties: false })),
+  extraHosts: Type.Optional(Type.Array(Type.String({ format: 'pier-extra-host', errorMessage: 'expected HOST:IP with an IPv4 or IPv6 address (or host-gateway)' }))),
+  /** A signal name or number (checked against the runtime's table by Engine.create). */
+  stopSignal: Type.Optional(Type.String({ minLength: 1, maxLength: 32, errorMessage: 'expected a signal name or number' })),
+  stopTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT_S, errorMessage: `expected whole seconds 0-${MAX_TIMEOUT_S}` })),
+}, { additionalProperties: false });
+export type CreateRequest = Static<typeof CreateRequestSchema>;
+
+/** POST /v1/networks (subnet, gateway and the name are the network layer's to judge). */
+export const NetworkCreateSchema = Type.Object({
+  name: Type.String({ minLength: 1, errorMessage: 'expected a network name' }),
+  subnet: Type.Optional(Type.String({ pattern: NO_NUL.source, errorMessage: 'expected a subnet like 10.1.0.0/24' })),
+  gateway: Type.Optional(Type.String({ format: 'pier-ipv4', errorMessage: 'expected an IPv4 address' })),
+  internal: Type.Optional(Type.Boolean()),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+}, { additionalProperties: false });
+export type NetworkCreateRequest = Static<typeof NetworkCreateSchema>;
+
+/** POST /v1/volumes (no name: an anonymous volume). */
+export const VolumeCreateSchema = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, errorMessage: 'expected a volume name' })),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+}, { additionalProperties: false });
+export type VolumeCreateRequest = Static<typeof VolumeCreateSchema>;
+
+// The network layer keeps its own PortMapping; fail to compile if the two ever differ.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const portMappingsAgree: Same<PortMapping, NetworkPortMapping> = true;
+void portMappingsAgree;
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'removing' | 'dead';
 
@@ -90,6 +174,8 @@ export interface ContainerInfo {
   logPath: string;
   shimSocket: string;
   runtimeRoot: string;
+  /** The runc-compatible binary config.runtime named when the container was made or last started; absent: pier's runtime library. */
+  runtimePath?: string;
 }
 
 export interface ExitInfo { exitCode: number; oomKilled: boolean; signal?: string; error?: string }

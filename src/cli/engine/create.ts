@@ -2,7 +2,6 @@
  * `pier create [flags] IMAGE [COMMAND [ARG…]]`: make a container without starting it. Its flags are
  * `pier run`'s, which adds -d and --rm's behaviour on top.
  */
-import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { PierError } from '../../common/errors.ts';
@@ -60,7 +59,8 @@ export const CREATE_USAGE_FLAGS = `flags:
   --cap-add CAP, --cap-drop CAP   (ALL allowed)
   --init                   run pier-init as PID 1 (reaps zombies, forwards signals)
   --rm                     remove the container when it exits
-  --runtime PATH           a runc-compatible runtime binary instead of pier's in-process runtime
+  --runtime NAME           pier (default: pier's in-process runtime), runc (when pierd found one),
+                           or a runtime from pierd's daemon.json
   -l, --label K=V          --log-opt max-size=10m|max-file=3   --add-host HOST:IP
   --stop-signal SIG        --stop-timeout SECONDS
   --pull missing|always|never   pull an image named by HOST/REPO[:TAG] when it is not here
@@ -121,7 +121,7 @@ export function requestFrom(p: Parsed): CreateRequest {
     capDrop: list(p, 'cap-drop'),
     init: bool(p, 'init'),
     autoRemove: bool(p, 'rm'),
-    ...(str(p, 'runtime') !== undefined ? { runtime: resolveRuntime(str(p, 'runtime')!) } : {}),
+    ...(str(p, 'runtime') !== undefined ? { runtime: runtimeName(str(p, 'runtime')!) } : {}),
     labels: keyValues(list(p, 'label'), 'label'),
     ...(Object.keys(log).length ? { log } : {}),
     extraHosts: list(p, 'add-host'),
@@ -132,17 +132,12 @@ export function requestFrom(p: Parsed): CreateRequest {
   return req;
 }
 
-/** `--runtime runc` finds runc on PATH; a path is taken as is. */
-function resolveRuntime(name: string): string {
-  if (name.includes('/')) return resolve(name);
-  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const p = `${dir}/${name}`;
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch { /* next */ }
-  }
-  throw new PierError(`runtime ${JSON.stringify(name)} not found on PATH`);
+/**
+ * A runtime is named, and pierd alone knows which names it has (its own, runc, daemon.json's). A
+ * path is sent absolute: pierd still takes the path of a configured runtime, as older pier sent.
+ */
+function runtimeName(name: string): string {
+  return name.includes('/') ? resolve(name) : name;
 }
 
 const USAGE = `usage: pier create [flags] IMAGE [COMMAND [ARG...]]

@@ -64,9 +64,11 @@ export function execMain(argv: string[]): Promise<number> {
 function execBinary(info: ContainerInfo, proc: Process, o: { tty: boolean; detach: boolean; interactive: boolean }): Promise<number> {
   const args = ['--root', info.runtimeRoot, 'exec', ...(o.tty ? ['-t'] : []), ...(o.detach ? ['-d'] : []), '--cwd', proc.cwd,
     '--user', `${proc.user.uid}:${proc.user.gid}`, ...proc.env!.flatMap((e) => ['--env', e]), info.id, ...proc.args!];
-  const child = spawn(info.config.runtime!, args, { stdio: [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+  // The binary pierd started it with (a record of an older pier has only the path in config.runtime).
+  const bin = info.runtimePath ?? info.config.runtime!;
+  const child = spawn(bin, args, { stdio: [o.interactive || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
   return new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new PierError(`${info.config.runtime}: ${err.message}`)));
+    child.on('error', (err) => reject(new PierError(`${bin}: ${err.message}`)));
     child.on('close', (code, sig) => resolve(code ?? 128 + (sig ? 15 : 0)));
   });
 }

@@ -20,9 +20,10 @@ import type { ContainerInfo, CreateRequest, ExitInfo, LogEntry, MountRecord, Sta
 import { makeStateDirs, type EnginePaths } from '../paths.ts';
 import { ContainerRecords, newId, validateName } from './store.ts';
 import { ApiError, conflict } from './errors.ts';
-import { buildSpec } from './spec.ts';
-import { parseVolumeSpec } from './mounts.ts';
-import { BinaryDriver, LibraryDriver, type RuntimeDriver } from './runtime.ts';
+import { buildSpec, capabilities } from './spec.ts';
+import { checkMountDestination, parseVolumeSpec } from './mounts.ts';
+import { BinaryDriver, LibraryDriver, Runtimes, type RuntimeDriver } from './runtime.ts';
+import { parseSignal } from '../../runtime/signals.ts';
 import { nextBackoff, restartOnDaemonStart, shouldRestart } from './restart.ts';
 import { findInitBinary } from './init.ts';
 
@@ -52,6 +53,8 @@ export interface EngineOptions {
   networks?: NetworkManager;
   /** Override how shims are started (tests, pools). */
   shimScript?: string;
+  /** The runtimes containers may name (the daemon reads them from daemon.json at start); default: pier's own only. */
+  runtimes?: Runtimes;
 }
 
 export class Engine extends EventEmitter {
@@ -61,6 +64,7 @@ export class Engine extends EventEmitter {
   readonly networks: NetworkManager;
   readonly volumes: VolumeManager;
   readonly records: ContainerRecords;
+  readonly runtimes: Runtimes;
   private live = new Map<string, Live>();
   private locks = new Map<string, Promise<unknown>>();
   private closed = false;
@@ -81,6 +85,7 @@ export class Engine extends EventEmitter {
     this.volumes = new VolumeManager(opts.paths.volumes);
     this.records = new ContainerRecords(opts.paths.containers);
     makeStateDirs(opts.paths);
+    this.runtimes = opts.runtimes ?? new Runtimes();
     this.pool = new ShimPool(opts.paths.shims, opts.log);
   }
 
@@ -122,10 +127,24 @@ export class Engine extends EventEmitter {
   }
 
   private driver(rec: ContainerInfo): RuntimeDriver {
-    const key = rec.config.runtime ?? '';
+    // The binary the container was started with (records of an older pier kept only the path in
+    // config.runtime): a running container is driven by what runs it, even if the config changed since.
+    const key = rec.runtimePath ?? (rec.config.runtime?.startsWith('/') ? rec.config.runtime : '');
     let d = this.drivers.get(key);
     if (!d) this.drivers.set(key, (d = key ? new BinaryDriver(key, rec.runtimeRoot) : new LibraryDriver(rec.runtimeRoot)));
     return d;
+  }
+
+  /**
+   * The runtime a container is to start with, looked up in this daemon's table every start: a name
+   * (or, in a record of an older pier, the path of a configured runtime, which is recorded by name
+   * from now on). A runtime no longer configured is refused with the names that are.
+   */
+  private startRuntime(rec: ContainerInfo): string | undefined {
+    const rt = this.runtimes.find(rec.config.runtime);
+    if (!rt) throw new PierError(`container ${rec.name}: runtime ${JSON.stringify(rec.config.runtime)} is not configured (known: ${this.runtimes.names().join(', ')}; configure it in daemon.json under "runtimes")`);
+    if (rt.path) { rec.config.runtime = rt.name; rec.runtimePath = rt.path; } else { delete rec.config.runtime; delete rec.runtimePath; }
+    return rt.path;
   }
 
   private dir(id: string): string {
@@ -175,7 +194,10 @@ export class Engine extends EventEmitter {
         if (!st.isDirectory() && !st.isFile()) throw new PierError(`bind source path is not a file or directory: ${v.source}`);
       }
     }
-    if (req.runtime && !existsSync(req.runtime)) throw new PierError(`runtime binary not found: ${req.runtime}`);
+    const rt = this.runtimes.get(req.runtime);
+    if (rt.path && !existsSync(rt.path)) throw new PierError(`runtime ${rt.name}: its binary ${rt.path} is not there`);
+    if (rt.path && req.tty) throw new PierError(`runtime ${rt.name}: a terminal (-t) needs pier's own runtime: runc hands the pty out only over a console socket`);
+    checkCreateValues(req);
     if (req.init && !findInitBinary()) throw new PierError('--init: pier-init is not built (run scripts/setup)');
     if (req.restart?.name && req.autoRemove && req.restart.name !== 'no') throw new PierError('--restart and --rm cannot be used together');
 
@@ -192,6 +214,19 @@ export class Engine extends EventEmitter {
       if (TRACE) this.log.info(`trace ${id.slice(0, 12)} rootfs ${t().toFixed(1)} ms`);
       made.rootfs = key;
       writeFileAtomic(join(dir, 'image-config.json'), JSON.stringify(image.config));
+      // A hostile image may ship /data -> /proc: the runtime would mount over the container's procfs
+      // (the CVE-2019-19921 class). Refuse by where the destination leads in the image, too.
+      if (vspecs.length) {
+        const scope = Scope.open(prepared.rootfs);
+        try {
+          for (const v of vspecs) {
+            const resolved = scope.realPath(v.destination);
+            if (resolved !== v.destination) checkMountDestination(resolved, `${v.destination} (a symlink in the image to ${resolved})`);
+          }
+        } finally {
+          scope.close();
+        }
+      }
       const mounts: MountRecord[] = [];
       for (const v of vspecs) {
         if (v.kind === 'bind') {
@@ -214,7 +249,8 @@ export class Engine extends EventEmitter {
         image: image.ref,
         imageId: image.configDigest,
         command: [...(req.entrypoint ?? c.Entrypoint ?? []), ...(req.cmd?.length ? req.cmd : req.entrypoint ? [] : c.Cmd ?? [])].filter((a) => a !== ''),
-        config: { ...req, name },
+        config: recordConfig(req, name, rt.path ? rt.name : undefined),
+        ...(rt.path ? { runtimePath: rt.path } : {}),
         state: { status: 'created', pid: 0, shimPid: 0, oomKilled: false, restartCount: 0, manuallyStopped: false },
         mounts,
         network: { mode, networks: mode === 'bridge' ? [netName] : [], ips: {}, ports: req.ports ?? [] },
@@ -273,6 +309,7 @@ export class Engine extends EventEmitter {
     const dir = this.dir(id);
     let sandbox: Sandbox | undefined;
     try {
+      const runtimePath = this.startRuntime(rec);
       const wanted = rec.config.ports ?? [];
       if (wanted.length) {
         this.checkPortsAgainstContainers(wanted, id);
@@ -307,7 +344,7 @@ export class Engine extends EventEmitter {
         id,
         bundle,
         runtimeRoot: rec.runtimeRoot,
-        ...(rec.config.runtime ? { runtime: rec.config.runtime } : {}),
+        ...(runtimePath ? { runtime: runtimePath } : {}),
         log: { path: rec.logPath, maxSize: rec.config.log?.maxSize ?? DEFAULT_LOG.maxSize, maxFiles: rec.config.log?.maxFiles ?? DEFAULT_LOG.maxFiles },
         socket: rec.shimSocket,
         exitFile,
@@ -735,6 +772,28 @@ export class Engine extends EventEmitter {
     });
     return Scope.open(rec.rootfs, mounts);
   }
+}
+
+/**
+ * Create's checks of values the schema (api.ts) cannot judge alone: fields that depend on each other
+ * and names the runtime layer knows. Each refusal is one line naming the field.
+ */
+function checkCreateValues(req: CreateRequest): void {
+  if (req.stopSignal !== undefined) {
+    try { parseSignal(req.stopSignal); } catch { throw new PierError(`stopSignal: unknown signal ${JSON.stringify(req.stopSignal)}`); }
+  }
+  try { capabilities(req.capAdd, req.capDrop); } catch (err) { throw new PierError(`capAdd/capDrop: ${messageOf(err)}`); }
+  if (req.restart?.maxRetries !== undefined && req.restart.name !== 'on-failure') {
+    throw new PierError(`restart.maxRetries: only the on-failure policy takes a retry count, not ${req.restart.name}`);
+  }
+}
+
+/** The request as the record keeps it: its name, and the runtime by name (none for pier's own). */
+function recordConfig(req: CreateRequest, name: string, runtime: string | undefined): CreateRequest {
+  const config: CreateRequest = { ...req, name };
+  if (runtime) config.runtime = runtime;
+  else delete config.runtime;
+  return config;
 }
 
 /**

@@ -12,6 +12,8 @@ import { Logger } from '../../common/log.ts';
 import { enginePaths, type EnginePaths } from '../paths.ts';
 import { Engine } from './engine.ts';
 import { createApiServer } from './server.ts';
+import type { ServerLimits } from '../../common/http-server.ts';
+import { daemonConfigFiles, loadRuntimes } from './runtime.ts';
 
 export { Engine } from './engine.ts';
 export { createApiServer, API_VERSION } from './server.ts';
@@ -33,6 +35,21 @@ function listen(server: Server, socket: string): Promise<void> {
   });
 }
 
+/**
+ * PIER_API_HEADER_TIMEOUT_MS and PIER_API_IDLE_TIMEOUT_MS shorten (or lengthen) the API's header and
+ * idle timeouts, which default to the shared ones (src/common/http-server.ts); tests use them.
+ */
+function limitsFromEnv(): Partial<ServerLimits> {
+  const out: Partial<ServerLimits> = {};
+  for (const [name, key] of [['PIER_API_HEADER_TIMEOUT_MS', 'headersTimeoutMs'], ['PIER_API_IDLE_TIMEOUT_MS', 'idleTimeoutMs']] as const) {
+    const v = process.env[name];
+    if (v === undefined || v === '') continue;
+    if (!/^\d{1,9}$/.test(v) || Number(v) < 100) throw new PierError(`${name}=${JSON.stringify(v)}: give milliseconds, at least 100`);
+    out[key] = Number(v);
+  }
+  return out;
+}
+
 export interface Daemon {
   engine: Engine;
   server: Server;
@@ -43,10 +60,12 @@ export interface Daemon {
 export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = {}): Promise<Daemon> {
   const paths = opts.paths ?? enginePaths();
   const log = opts.log ?? new Logger();
-  const engine = new Engine({ paths, log });
+  // daemon.json is read here, once: which runtimes containers may name is fixed for this daemon's life.
+  const runtimes = loadRuntimes({ files: daemonConfigFiles(paths.root) });
+  const engine = new Engine({ paths, log, runtimes });
   let ready!: () => void;
   const initialised = new Promise<void>((r) => { ready = r; });
-  const api = createApiServer(engine);
+  const api = createApiServer(engine, limitsFromEnv());
   // Requests wait for the takeover of existing containers; only the ping answers at once.
   const handler = api.listeners('request')[0] as (req: unknown, res: unknown) => void;
   api.removeAllListeners('request');
@@ -72,7 +91,7 @@ export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = 
     throw err;
   }
   ready();
-  log.info(`pierd ${process.pid} serving ${paths.socket}`);
+  log.info(`pierd ${process.pid} serving ${paths.socket} (runtimes: ${runtimes.names().join(', ')})`);
   const stop = async () => {
     await new Promise<void>((r) => { api.close(() => r()); api.closeAllConnections(); });
     await engine.close();

@@ -1,6 +1,6 @@
 /**
  * `-v` specs as docker reads them: `NAME:/dst[:ro|rw]` (named volume), `/host:/dst[:ro|rw]` (bind
- * mount), `/dst` (anonymous volume).
+ * mount), `/dst` (anonymous volume). No mount may cover the container's root or its /proc.
  */
 import { PierError } from '../../common/errors.ts';
 import { validVolumeName } from '../volume/index.ts';
@@ -12,7 +12,26 @@ export interface VolumeSpec {
   readOnly: boolean;
 }
 
+/**
+ * Refuse a mount destination of `/` (it would replace the image's root) or /proc and below: the
+ * runtime writes to procfs files while it confines the container (the LSM label in
+ * /proc/self/attr, for one), and a mount over /proc puts files the container controls there — a
+ * malicious image mounting over /proc bypassed AppArmor in runc (CVE-2019-16884), and volumes led
+ * onto /proc by symlinks did the same (CVE-2019-19921). It would also undo /proc's masked and
+ * read-only paths. docker refuses both. `shown` is how the error names the destination.
+ */
+export function checkMountDestination(dst: string, shown = dst): void {
+  if (dst === '/') throw new PierError(`invalid volume destination ${shown}: a mount cannot replace the container's root`);
+  if (dst === '/proc' || dst.startsWith('/proc/')) throw new PierError(`invalid volume destination ${shown}: mounts over /proc are not allowed`);
+}
+
 export function parseVolumeSpec(s: string): VolumeSpec {
+  const spec = parse(s);
+  checkMountDestination(spec.destination, `${spec.destination} in ${JSON.stringify(s)}`);
+  return spec;
+}
+
+function parse(s: string): VolumeSpec {
   const parts = s.split(':');
   if (parts.length === 1) {
     if (!s.startsWith('/')) throw new PierError(`invalid volume ${JSON.stringify(s)}: the container path must be absolute`);

@@ -1,28 +1,44 @@
 /**
- * pierd's HTTP+JSON API on a unix socket (docs/engine-api.md). Thin: parse, call the Engine, answer.
- * Errors are `{"message": "..."}` with 400 (bad request), 404 (no such object), 409 (conflict) or 500.
+ * pierd's HTTP+JSON API on a unix socket (docs/engine-api.md). Thin: parse, check, call the Engine,
+ * answer. Errors are `{"message": "..."}` with 400 (bad request), 404 (no such object), 409
+ * (conflict), 413 (body too large) or 500.
+ *
+ * Nothing a client sends can end the daemon — it holds attached sessions, `logs -f` streams and
+ * restart timers that a crash would lose. The request target is parsed in the one top-level error
+ * path (a `%` or `http://[` is a 400), every JSON body is size-limited and checked against its
+ * schema (api.ts), every query parameter a route reads is checked and an unknown one is refused,
+ * and the server has the shared header and idle timeouts (src/common/http-server.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { PierError, messageOf } from '../../common/errors.ts';
+import { HttpError, decodePart, guardServer, guarded, longLived, readJson, requestUrl, serverOptions, type ServerLimits } from '../../common/http-server.ts';
+import { compile } from '../../common/schema.ts';
+import { parseSignal } from '../../runtime/signals.ts';
+import { CreateRequestSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
 import { archiveIn, archiveOut, statPath } from './archive.ts';
-import type { CreateRequest, StreamLine } from '../api.ts';
 import type { Engine } from './engine.ts';
 import { ApiError } from './errors.ts';
 
 export const API_VERSION = 'v1';
 
+/**
+ * The largest JSON body: 4 MiB. The biggest is a create request, and what of it reaches the kernel
+ * — the command and environment — execve limits to a quarter of the stack limit (2 MiB with the
+ * usual 8 MiB); twice that leaves room for labels, mounts and JSON escaping. (Kubernetes' API server
+ * allows 3 MiB per request.) An archive upload is a tar stream written to disk and has no limit.
+ */
+export const MAX_JSON_BODY = 4 * 1024 * 1024;
+
+const createRequest = compile(CreateRequestSchema);
+const networkCreate = compile(NetworkCreateSchema);
+const volumeCreate = compile(VolumeCreateSchema);
+
 type Handler = (req: IncomingMessage, res: ServerResponse, m: string[], q: URLSearchParams) => Promise<unknown>;
 
-async function body<T>(req: IncomingMessage): Promise<T> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (!text) return {} as T;
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new PierError('request body is not valid JSON');
-  }
+/** A JSON body checked against its schema; an absent body is `{}` (all of them have optional fields only, or say what is missing). */
+async function body<T>(req: IncomingMessage, checker: { check(v: unknown, what?: string): T }, what: string): Promise<T> {
+  const value = await readJson(req, MAX_JSON_BODY);
+  return checker.check(value === undefined ? {} : value, what);
 }
 
 function send(res: ServerResponse, status: number, value: unknown): void {
@@ -31,39 +47,135 @@ function send(res: ServerResponse, status: number, value: unknown): void {
   res.end(text);
 }
 
-function streamStart(res: ServerResponse): (line: StreamLine) => void {
+/**
+ * Start an NDJSON answer; the writer waits while the client is not reading, so a slow reader holds
+ * one buffer of lines in pierd, not the whole log.
+ */
+function streamStart(res: ServerResponse): (line: StreamLine) => Promise<void> {
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-  return (line) => { res.write(`${JSON.stringify(line)}\n`); };
+  return async (line) => {
+    if (res.write(`${JSON.stringify(line)}\n`) || res.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  };
 }
 
-const flag = (q: URLSearchParams, k: string) => q.get(k) === '1' || q.get(k) === 'true';
-const num = (q: URLSearchParams, k: string): number | undefined => {
+// ---- query parameters: each one a route reads is checked here, with a one-line 400 naming it ----
+
+const bad = (k: string, v: string, want: string) => new HttpError(400, `query parameter ${k}: expected ${want}, not ${JSON.stringify(v.slice(0, 100))}`);
+
+const flag = (q: URLSearchParams, k: string): boolean => {
   const v = q.get(k);
-  if (v === null || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new PierError(`query parameter ${k} must be a number, not ${JSON.stringify(v)}`);
-  return n;
+  if (v === null || v === '' || v === '0' || v === 'false') return false;
+  if (v === '1' || v === 'true') return true;
+  throw bad(k, v, '1, true, 0 or false');
 };
 
-export function createApiServer(engine: Engine): Server {
-  const routes: [string, RegExp, Handler][] = [];
-  const on = (method: string, path: string, h: Handler) => {
-    routes.push([method, new RegExp(`^/${API_VERSION}${path.replace(/:(\w+)/g, '([^/]+)')}$`), h]);
+/** Whole seconds (`t`): an integer from 0 to what a timer can hold. */
+const seconds = (q: URLSearchParams, k: string): number | undefined => {
+  const v = q.get(k);
+  if (v === null) return undefined;
+  if (!/^\d{1,7}$/.test(v) || Number(v) > MAX_TIMEOUT_S) throw bad(k, v, `whole seconds 0-${MAX_TIMEOUT_S}`);
+  return Number(v);
+};
+
+/** `tail`: a number of lines, or `all`. */
+const lines = (q: URLSearchParams, k: string): number | undefined => {
+  const v = q.get(k);
+  if (v === null || v === 'all') return undefined;
+  if (!/^\d{1,15}$/.test(v)) throw bad(k, v, 'a number of lines >= 0 or "all"');
+  return Number(v);
+};
+
+const signal = (q: URLSearchParams, k: string, dflt: string): string => {
+  const v = q.get(k);
+  if (v === null) return dflt;
+  try { parseSignal(v); } catch { throw bad(k, v, 'a signal name or number'); }
+  return v;
+};
+
+const time = (q: URLSearchParams, k: string, now = Date.now()): Date | undefined => {
+  const v = q.get(k);
+  if (v === null || v === '') return undefined;
+  const t = parseTime(v, now);
+  if (t === undefined) throw bad(k, v, 'an RFC 3339 time, unix seconds, or a duration like 10m');
+  return t;
+};
+
+const GO_DURATION = /^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/;
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1e3, m: 6e4, h: 3.6e6 };
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?$/;
+
+/**
+ * A time as docker's `since`/`until` take it: unix seconds with an optional fraction
+ * (`1700000000.5`; `0` is the epoch, as in docker, not a duration); a Go duration before now (`10m`,
+ * `1h30m`); or RFC 3339 (`2024-05-01T10:00:00Z`, fraction and offset allowed) and docker's shorter
+ * forms without a zone (`2024-05-01T10:00:00`, `2024-05-01`), which are local time. undefined when it
+ * is none of these.
+ */
+export function parseTime(v: string, now = Date.now()): Date | undefined {
+  const t = timeOf(v, now);
+  return t && Number.isFinite(t.getTime()) ? t : undefined;
+}
+
+function timeOf(v: string, now: number): Date | undefined {
+  if (/^\d{1,12}(\.\d{1,9})?$/.test(v)) return new Date(Number(v) * 1000);
+  if (GO_DURATION.test(v)) {
+    let ms = 0;
+    for (const [, n, unit] of v.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) ms += Number(n) * UNIT_MS[unit];
+    return new Date(now - (v.startsWith('-') ? -ms : ms));
+  }
+  const m = DATE_TIME.exec(v);
+  if (!m) return undefined;
+  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
+  const [Y, MO, D, H, MI, S] = [y, mo, d, h, mi, s].map(Number);
+  const daysIn = new Date(Date.UTC(Y, MO, 0)).getUTCDate();
+  if (MO < 1 || MO > 12 || D < 1 || D > daysIn || H > 23 || MI > 59 || S > 59) return undefined;
+  // A date-only value with a zone is docker's 2006-01-02Z07:00; a time without one is local.
+  const ms = frac ? Math.floor(Number(`0${frac}`) * 1000) : 0;
+  if (!zone) return new Date(Y, MO - 1, D, H, MI, S, ms);
+  let offset = 0;
+  if (zone !== 'Z' && zone !== 'z') {
+    const [oh, om] = zone.slice(1).split(':').map(Number);
+    if (oh > 23 || om > 59) return undefined;
+    offset = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
+  }
+  return new Date(Date.UTC(Y, MO - 1, D, H, MI, S, ms) - offset);
+}
+
+/** Only the parameters a route reads, each at most once: a typo such as `forse=1` is refused, not ignored. */
+function checkQuery(q: URLSearchParams, allowed: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const k of q.keys()) {
+    if (!allowed.includes(k)) throw new HttpError(400, allowed.length ? `unknown query parameter ${JSON.stringify(k.slice(0, 100))} (this endpoint takes ${allowed.join(', ')})` : `unknown query parameter ${JSON.stringify(k.slice(0, 100))} (this endpoint takes none)`);
+    if (seen.has(k)) throw new HttpError(400, `query parameter ${k} given more than once`);
+    seen.add(k);
+  }
+}
+
+export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = {}): Server {
+  const routes: { method: string; re: RegExp; query: readonly string[]; h: Handler; body: boolean }[] = [];
+  /** A route: the query parameters it takes, and whether its handler reads the request body. */
+  const on = (method: string, path: string, query: readonly string[], h: Handler, opts: { body?: boolean } = {}) => {
+    routes.push({ method, re: new RegExp(`^/${API_VERSION}${path.replace(/:(\w+)/g, '([^/]+)')}$`), query, h, body: opts.body ?? false });
   };
 
-  on('GET', '/_ping', async () => 'OK');
-  on('GET', '/version', async () => ({ api: API_VERSION, node: process.versions.node, pid: process.pid }));
+  on('GET', '/_ping', [], async () => 'OK');
+  on('GET', '/version', [], async () => ({ api: API_VERSION, node: process.versions.node, pid: process.pid }));
 
   // containers
-  on('GET', '/containers', async (_r, _s, _m, q) => engine.list(flag(q, 'all')));
-  on('POST', '/containers', async (req) => {
-    const c = await engine.create(await body<CreateRequest>(req));
+  on('GET', '/containers', ['all'], async (_r, _s, _m, q) => engine.list(flag(q, 'all')));
+  on('POST', '/containers', [], async (req) => {
+    const c = await engine.create(await body(req, createRequest, 'container create'));
     return { id: c.id, name: c.name };
-  });
-  on('POST', '/containers/prune', async () => ({ removed: await engine.pruneContainers() }));
-  on('GET', '/containers/:ref', async (_r, _s, m) => engine.get(m[0]));
-  on('DELETE', '/containers/:ref', async (_r, _s, m, q) => { await engine.remove(m[0], { force: flag(q, 'force'), volumes: flag(q, 'v') }); return {}; });
-  on('POST', '/containers/:ref/start', async (_r, res, m, q) => {
+  }, { body: true });
+  on('POST', '/containers/prune', [], async () => ({ removed: await engine.pruneContainers() }));
+  on('GET', '/containers/:ref', [], async (_r, _s, m) => engine.get(m[0]));
+  on('DELETE', '/containers/:ref', ['force', 'v'], async (_r, _s, m, q) => { await engine.remove(m[0], { force: flag(q, 'force'), volumes: flag(q, 'v') }); return {}; });
+  on('POST', '/containers/:ref/start', ['attach'], async (_r, res, m, q) => {
     if (!flag(q, 'attach')) return engine.start(m[0]);
     // Start and stream this run's output, then its exit: one request, so nothing is missed.
     const ac = new AbortController();
@@ -73,51 +185,52 @@ export function createApiServer(engine: Engine): Server {
     let step = await it.next();
     const write = streamStart(res);
     try {
-      for (; !step.done; step = await it.next()) write(step.value);
+      for (; !step.done; step = await it.next()) await write(step.value);
     } catch (err) {
-      write({ error: messageOf(err) });
+      await write({ error: messageOf(err) });
     }
     res.end();
     return STREAMED;
   });
-  on('POST', '/containers/:ref/stop', async (_r, _s, m, q) => engine.stop(m[0], num(q, 't')));
-  on('POST', '/containers/:ref/restart', async (_r, _s, m, q) => engine.restart(m[0], num(q, 't')));
-  on('POST', '/containers/:ref/kill', async (_r, _s, m, q) => { await engine.kill(m[0], q.get('signal') ?? 'SIGKILL'); return {}; });
-  on('POST', '/containers/:ref/pause', async (_r, _s, m) => { await engine.pause(m[0]); return {}; });
-  on('POST', '/containers/:ref/unpause', async (_r, _s, m) => { await engine.unpause(m[0]); return {}; });
-  on('POST', '/containers/:ref/wait', async (_r, _s, m) => engine.wait(m[0]));
-  on('GET', '/containers/:ref/top', async (_r, _s, m) => engine.top(m[0]));
-  on('GET', '/containers/:ref/stats', async (_r, _s, m) => engine.stats(m[0]));
-  on('GET', '/containers/:ref/logs', async (_r, res, m, q) => {
-    const opts = {
-      follow: flag(q, 'follow'),
-      ...(num(q, 'tail') !== undefined ? { tail: num(q, 'tail') } : {}),
-      ...(q.get('since') ? { since: new Date(q.get('since')!) } : {}),
-      ...(q.get('until') ? { until: new Date(q.get('until')!) } : {}),
-    };
-    const write = streamStart(res);
+  on('POST', '/containers/:ref/stop', ['t'], async (_r, _s, m, q) => engine.stop(m[0], seconds(q, 't')));
+  on('POST', '/containers/:ref/restart', ['t'], async (_r, _s, m, q) => engine.restart(m[0], seconds(q, 't')));
+  on('POST', '/containers/:ref/kill', ['signal'], async (_r, _s, m, q) => { await engine.kill(m[0], signal(q, 'signal', 'SIGKILL')); return {}; });
+  on('POST', '/containers/:ref/pause', [], async (_r, _s, m) => { await engine.pause(m[0]); return {}; });
+  on('POST', '/containers/:ref/unpause', [], async (_r, _s, m) => { await engine.unpause(m[0]); return {}; });
+  on('POST', '/containers/:ref/wait', [], async (_r, _s, m) => engine.wait(m[0]));
+  on('GET', '/containers/:ref/top', [], async (_r, _s, m) => engine.top(m[0]));
+  on('GET', '/containers/:ref/stats', [], async (_r, _s, m) => engine.stats(m[0]));
+  on('GET', '/containers/:ref/logs', ['follow', 'tail', 'since', 'until'], async (_r, res, m, q) => {
+    const now = Date.now();
+    const tail = lines(q, 'tail');
+    const since = time(q, 'since', now);
+    const until = time(q, 'until', now);
+    const opts = { follow: flag(q, 'follow'), ...(tail !== undefined ? { tail } : {}), ...(since ? { since } : {}), ...(until ? { until } : {}) };
     const ac = new AbortController();
+    // Errors until here (a bad parameter, no such container) are ordinary answers; later ones go in-stream.
+    const entries = engine.logs(m[0], { ...opts, signal: ac.signal });
+    const write = streamStart(res);
     res.on('close', () => ac.abort());
     try {
-      for await (const entry of engine.logs(m[0], { ...opts, signal: ac.signal })) write({ entry });
+      for await (const entry of entries) await write({ entry });
     } catch (err) {
-      write({ error: messageOf(err) });
+      await write({ error: messageOf(err) });
     }
     res.end();
     return STREAMED;
   });
   // pier cp (archive.ts): through the container's fd-anchored scope, never a host path
-  on('GET', '/containers/:ref/stat', async (_r, _s, m, q) => statPath(engine, m[0], q.get('path')));
-  on('GET', '/containers/:ref/archive', async (_r, res, m, q) => {
+  on('GET', '/containers/:ref/stat', ['path'], async (_r, _s, m, q) => statPath(engine, m[0], q.get('path')));
+  on('GET', '/containers/:ref/archive', ['path', 'follow'], async (_r, res, m, q) => {
     await archiveOut(engine, m[0], q.get('path'), flag(q, 'follow'), res);
     return STREAMED;
   });
-  on('PUT', '/containers/:ref/archive', async (req, _s, m, q) => { await archiveIn(engine, m[0], q.get('path'), req); return {}; });
+  on('PUT', '/containers/:ref/archive', ['path'], async (req, _s, m, q) => { await archiveIn(engine, m[0], q.get('path'), req); return {}; }, { body: true });
 
   // images (pull, push, build and tag run in the CLI against the same store)
-  on('GET', '/images', async () => engine.images.list());
-  on('DELETE', '/images/:ref', async (_r, _s, m, q) => {
-    const ref = decodeURIComponent(m[0]);
+  on('GET', '/images', [], async () => engine.images.list());
+  on('DELETE', '/images/:ref', ['force'], async (_r, _s, m, q) => {
+    const ref = m[0];
     const img = await engine.images.resolve(ref).catch(() => undefined);
     if (img && !flag(q, 'force')) {
       const users = engine.records.all().filter((c) => c.imageId === img.configDigest);
@@ -128,13 +241,12 @@ export function createApiServer(engine: Engine): Server {
   });
 
   // networks
-  on('GET', '/networks', async () => engine.networks.list());
-  on('POST', '/networks', async (req) => {
-    const b = await body<{ name: string; subnet?: string; gateway?: string; internal?: boolean; labels?: Record<string, string> }>(req);
-    if (!b.name) throw new PierError('network create: give a name');
+  on('GET', '/networks', [], async () => engine.networks.list());
+  on('POST', '/networks', [], async (req) => {
+    const b = await body(req, networkCreate, 'network create');
     return engine.networks.create(b.name, { ...(b.subnet ? { subnet: b.subnet } : {}), ...(b.gateway ? { gateway: b.gateway } : {}), internal: b.internal ?? false, labels: b.labels ?? {} });
-  });
-  on('POST', '/networks/prune', async () => {
+  }, { body: true });
+  on('POST', '/networks/prune', [], async () => {
     const removed: string[] = [];
     for (const n of engine.networks.list()) {
       if (n.name === 'bridge') continue;
@@ -142,22 +254,22 @@ export function createApiServer(engine: Engine): Server {
     }
     return { removed };
   });
-  on('GET', '/networks/:ref', async (_r, _s, m) => engine.networks.inspect(decodeURIComponent(m[0])));
-  on('DELETE', '/networks/:ref', async (_r, _s, m) => { engine.networks.remove(decodeURIComponent(m[0])); return {}; });
+  on('GET', '/networks/:ref', [], async (_r, _s, m) => engine.networks.inspect(m[0]));
+  on('DELETE', '/networks/:ref', [], async (_r, _s, m) => { engine.networks.remove(m[0]); return {}; });
 
   // volumes
-  on('GET', '/volumes', async () => engine.volumes.list());
-  on('POST', '/volumes', async (req) => {
-    const b = await body<{ name?: string; labels?: Record<string, string> }>(req);
+  on('GET', '/volumes', [], async () => engine.volumes.list());
+  on('POST', '/volumes', [], async (req) => {
+    const b = await body(req, volumeCreate, 'volume create');
     return engine.volumes.create(b.name, { labels: b.labels ?? {} });
-  });
-  on('POST', '/volumes/prune', async () => ({ removed: engine.pruneVolumes() }));
-  on('GET', '/volumes/:name', async (_r, _s, m) => engine.volumes.inspect(decodeURIComponent(m[0])));
-  on('DELETE', '/volumes/:name', async (_r, _s, m) => { engine.removeVolume(decodeURIComponent(m[0])); return {}; });
+  }, { body: true });
+  on('POST', '/volumes/prune', [], async () => ({ removed: engine.pruneVolumes() }));
+  on('GET', '/volumes/:name', [], async (_r, _s, m) => engine.volumes.inspect(m[0]));
+  on('DELETE', '/volumes/:name', [], async (_r, _s, m) => { engine.removeVolume(m[0]); return {}; });
 
   // system
-  on('GET', '/system/df', async () => engine.df());
-  on('POST', '/system/prune', async (_r, _s, _m, q) => {
+  on('GET', '/system/df', [], async () => engine.df());
+  on('POST', '/system/prune', ['volumes'], async (_r, _s, _m, q) => {
     const containers = await engine.pruneContainers();
     const networks: string[] = [];
     for (const n of engine.networks.list()) {
@@ -169,26 +281,36 @@ export function createApiServer(engine: Engine): Server {
     return { containers, networks, volumes, images: { blobs: images.removed?.length ?? 0, snapshots: images.snapshots.length } };
   });
 
-  return createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://pierd');
-    const route = routes.find(([method, re]) => method === req.method && re.test(url.pathname));
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = requestUrl(req, 'http://pierd');
+    const route = routes.find((r) => r.method === req.method && r.re.test(url.pathname));
     if (!route) {
-      const known = routes.some(([, re]) => re.test(url.pathname));
-      send(res, known ? 405 : 404, { message: `${known ? 'method not allowed' : 'no such endpoint'}: ${req.method} ${url.pathname}` });
+      const known = routes.some((r) => r.re.test(url.pathname));
+      send(res, known ? 405 : 404, { message: `${known ? 'method not allowed' : 'no such endpoint'}: ${req.method} ${url.pathname.slice(0, 200)}` });
       return;
     }
-    const m = route[1].exec(url.pathname)!.slice(1).map(decodeURIComponent);
-    route[2](req, res, m, url.searchParams).then((out) => {
-      if (out === STREAMED) return;
-      send(res, 200, out ?? {});
-    }, (err: unknown) => {
-      const status = err instanceof ApiError ? err.status : err instanceof PierError ? 400 : 500;
-      if (status === 500) engine.log.error(`${req.method} ${url.pathname}: ${err instanceof Error ? err.stack : String(err)}`);
-      if (res.headersSent) { res.end(); return; }
-      send(res, status, { message: messageOf(err) });
-    });
-  });
+    checkQuery(url.searchParams, route.query);
+    const m = route.re.exec(url.pathname)!.slice(1).map(decodePart);
+    // The idle timeout is for clients that stop sending. Once a request is whole, what keeps the
+    // socket quiet is pierd's own work or a wait the client asked for — a stop's grace period, a
+    // copy-up, `wait`, an attached run, `logs -f` on a quiet container — so it is lifted then.
+    req.once('end', () => longLived(res));
+    // A route without a body still has its (empty) request read to the end, so that happens.
+    if (!route.body) req.resume();
+    const out = await route.h(req, res, m, url.searchParams);
+    if (out === STREAMED) return;
+    send(res, 200, out ?? {});
+  };
+  const onError = (err: unknown, req: IncomingMessage, res: ServerResponse) => {
+    const status = err instanceof HttpError || err instanceof ApiError ? err.status : err instanceof PierError ? 400 : 500;
+    if (status === 500) engine.log.error(`${req.method} ${(req.url ?? '').slice(0, 200)}: ${err instanceof Error ? err.stack : String(err)}`);
+    if (res.headersSent) { res.end(); return; }
+    // What is left of a refused body is read and dropped, so the answer reaches a client still sending.
+    req.resume();
+    send(res, status, { message: messageOf(err) });
+  };
+  const server = createServer(serverOptions(limits), guarded(handle, onError));
+  return guardServer(server, limits);
 }
 
 const STREAMED = Symbol('streamed');
-
