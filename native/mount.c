@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -129,6 +131,24 @@ static void do_mount(const char *src, const char *dst, const char *shown, const 
   die("mount %s on %s", *src ? src : fstype && *fstype ? fstype : "(remount)", shown);
 }
 
+/*
+ * A mount whose target resolved onto procfs replaces what the runtime itself writes there and undoes
+ * masked paths (CVE-2019-16884: a volume over /proc/self/attr beat AppArmor; CVE-2019-19921: a
+ * symlink the image or an earlier run planted led a volume onto /proc). Only the files lxcfs-style
+ * setups bind over, named by the spec itself, may be; the same list runc allows.
+ */
+static void check_not_in_proc(int fd, const char *target) {
+  static const char *allowed[] = {
+      "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+      "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+  };
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0) die("statfs %s", target);
+  if (sf.f_type != PROC_SUPER_MAGIC) return;
+  for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) if (!strcmp(target, allowed[i])) return;
+  fail("mount destination %s is inside /proc (where it leads in the container): not allowed", target);
+}
+
 void mnt_mount(const struct op *o) {
   const char *src = o->a[0].s, *target = o->a[1].s, *fstype = o->a[2].s, *data = o->a[4].s, *mk = o->a[5].s;
   unsigned long flags = (unsigned long)num(o, 3);
@@ -145,6 +165,7 @@ void mnt_mount(const struct op *o) {
     fd = resolve(target, O_PATH);
   }
   if (fd < 0) die("mount %s on %s", *src ? src : fstype, target);
+  if (strcmp(fstype, "proc") != 0 && !(flags & MS_REMOUNT)) check_not_in_proc(fd, target);
   char p[32];
   do_mount(src, fdpath(fd, p), target, *fstype ? fstype : NULL, flags, *data ? data : NULL);
   close(fd);

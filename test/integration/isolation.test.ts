@@ -4,7 +4,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { baseSpec, makeBundle } from '../helpers/rootfs.ts';
@@ -152,4 +152,31 @@ test('a user namespace maps container root to an unprivileged host uid', () => {
   const inside = prOk(root, ['exec', id, 'sh', '-c', 'id -u; cat /proc/self/uid_map']);
   assert.match(inside, /^0\n\s*0\s+200000\s+65536/);
   prOk(root, ['delete', '--force', id]);
+});
+
+test('a mount whose destination leads into /proc through a symlink in the rootfs is refused (CVE-2019-19921 class)', () => {
+  const s = baseSpec(['sh', '-c', 'cat /proc/self/status | head -1']);
+  const b = makeBundle(s, { writable: true });
+  bundles.push(b);
+  // What a previous run of the container (or its image) planted: /opt -> /proc.
+  symlinkSync('/proc', join(b, 'rootfs', 'opt'));
+  const host = mkdtempSync(join(tmpdir(), 'pier-iso-vol-'));
+  try {
+    const spec = JSON.parse(readFileSync(join(b, 'config.json'), 'utf8')) as Spec;
+    spec.mounts = [...(spec.mounts ?? []), { destination: '/opt/sys', type: 'bind', source: host, options: ['rbind', 'rw'] }];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(spec));
+    const r = pr(root, ['run', '--bundle', b, `iso-${++n}`], { timeout: 60_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /mount destination \/opt\/sys is inside \/proc/);
+    // The files lxcfs binds over /proc are still allowed when the spec names them.
+    writeFileSync(join(host, 'uptime'), '1.00 1.00\n');
+    spec.mounts = [...(spec.mounts ?? []).filter((m) => m.destination !== '/opt/sys'), { destination: '/proc/uptime', type: 'bind', source: join(host, 'uptime'), options: ['bind', 'ro'] }];
+    spec.process!.args = ['cat', '/proc/uptime'];
+    writeFileSync(join(b, 'config.json'), JSON.stringify(spec));
+    const ok = pr(root, ['run', '--bundle', b, `iso-${++n}`], { timeout: 60_000 });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, '1.00 1.00\n');
+  } finally {
+    rmSync(host, { recursive: true, force: true });
+  }
 });
