@@ -251,6 +251,7 @@ export class Scope {
         } catch (err) {
           const code = errnoOf(err);
           if (code === 'ENOENT' && opts.create && !last) {
+            if (++links > MAX_LINKS) throw pathError('ELOOP', here); // made and gone again, over and over
             try { mkdirSync(at(top.fd, name), { mode: 0o755 }); } catch (e) { if (errnoOf(e) !== 'EEXIST') throw e; }
             continue; // open it (or follow what raced in) on the next turn
           }
