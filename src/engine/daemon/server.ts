@@ -11,6 +11,7 @@ import { applyLayer } from '../../image/index.ts';
 import type { CreateRequest, StreamLine } from '../api.ts';
 import type { Engine } from './engine.ts';
 import { ApiError } from './errors.ts';
+import { BuildSandboxes } from './build-sandbox.ts';
 
 export const API_VERSION = 'v1';
 
@@ -171,6 +172,11 @@ export function createApiServer(engine: Engine): Server {
   });
   on('GET', '/networks/:ref', async (_r, _s, m) => engine.networks.inspect(decodeURIComponent(m[0])));
   on('DELETE', '/networks/:ref', async (_r, _s, m) => { engine.networks.remove(decodeURIComponent(m[0])); return {}; });
+
+  // network sandboxes lent to `pier build` for as long as the asking connection lasts (build-sandbox.ts)
+  const builds = new BuildSandboxes(engine);
+  on('POST', '/build/sandboxes', async (_r, res, _m, q) => { await builds.open(res, q); return STREAMED; });
+  on('DELETE', '/build/sandboxes/:id', async (_r, _s, m) => { await builds.release(m[0]); return {}; });
 
   // volumes
   on('GET', '/volumes', async () => engine.volumes.list());
