@@ -4,7 +4,8 @@
  * pierd's default bridge network (egress works: a server on the host's other addresses answers;
  * the loopback one never sees a request); `--network host` shares the host's; `--network none` has
  * only `lo`. Every sandbox is gone when the build ends, also when `pier build` is killed with
- * SIGKILL in the middle of a RUN. Runs against an isolated test engine (its own bridge and subnet).
+ * SIGKILL in the middle of a RUN, and those of a pierd killed with -9 when the next one starts.
+ * Runs against an isolated test engine (its own bridge and subnet).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PIER, bridgePorts, iptablesRules, testEngine, until, type TestEngine } from '../helpers/engine.ts';
+import { EngineClient, enginePaths } from '../../src/engine/index.ts';
 
 const skip = process.getuid?.() === 0 && existsSync('/bin/busybox') ? false : 'needs root and /bin/busybox (busybox-static)';
 
@@ -196,5 +198,23 @@ test('pier build killed with SIGKILL during a RUN leaves no sandbox, and the RUN
     const p = join(e.root, d);
     const left = existsSync(p) ? readdirSync(p).filter((n) => n.includes(`-${pid}-`)) : [];
     assert.deepEqual(left, [], `${d}: left by the killed build`);
+  }
+});
+
+test('a sandbox pierd lent before it was killed is torn down when pierd starts again', { skip }, async () => {
+  const client = new EngineClient({ paths: enginePaths({ root: e.root, run: e.run }), autoStart: false });
+  const sb = await client.buildSandbox('pier-build');
+  const records = () => readdirSync(join(e.root, 'networks', 'sandboxes')).filter((f) => f.endsWith('.json'));
+  try {
+    assert.ok(existsSync(sb.netnsPath));
+    const pid = e.daemonPid()!;
+    process.kill(pid, 'SIGKILL');
+    await until(() => sb.lost() !== undefined, 'the client to see pierd go');
+    assert.equal(records().length, 1, 'the record outlives a killed pierd');
+    e.ok(['network', 'ls']);   // starts pierd again
+    await until(() => records().length === 0 && !existsSync(sb.netnsPath), 'the new pierd to reap the sandbox');
+    assert.deepEqual(bridgePorts(e.bridge), []);
+  } finally {
+    await sb.release();
   }
 });

@@ -5,7 +5,7 @@
  * Metadata steps only change the config and add an `empty_layer` history entry.
  */
 import { closeSync, constants, copyFileSync, existsSync, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+  mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { basename, join, posix, resolve } from 'node:path';
@@ -1109,13 +1109,15 @@ class TreeCopier {
    * Copy one entry (a file, link or dir with its subtree) `sname` of directory `sdir` to `dname` in
    * the tree directory `ddir`. `rel` is its path in the source tree (.dockerignore, messages).
    */
-  copyEntry(sdir: number, sname: string, st: Stats, ddir: number, dname: string, rel: string): void {
-    const have = lstatAt(ddir, dname);
+  copyEntry(sdir: number, sname: string, st: Stats, ddir: number, dname: string, rel: string, fresh = false): void {
+    // In a directory this copy made itself there is nothing to look for.
+    const have = fresh ? undefined : lstatAt(ddir, dname);
     if (st.isDirectory()) {
       if (have && !have.isDirectory()) removeAt(ddir, dname);
-      if (!have?.isDirectory()) mkdirSync(at(ddir, dname), 0o700);
+      const made = !have?.isDirectory();
+      if (made) mkdirSync(at(ddir, dname), 0o700);
       withFd(openDirAt(sdir, sname), (s) => withFd(openDirAt(ddir, dname), (d) => {
-        this.copyChildren(s, d, rel);
+        this.copyChildren(s, d, rel, made);
         this.finish(d, fstatSync(s));
       }));
       return;
@@ -1134,7 +1136,7 @@ class TreeCopier {
         // O_EXCL|O_NOFOLLOW: a new file of ours; the data goes fd to fd (copy_file_range or a reflink).
         const d = openSync(at(ddir, dname), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
         try {
-          copyFileSync(fdPath(f.fd), fdPath(d));
+          copyData(f.fd, d, f.st.size);
           this.finish(d, f.st);
         } finally { closeSync(d); }
       } finally { closeSync(f.fd); }
@@ -1152,13 +1154,13 @@ class TreeCopier {
     }));
   }
 
-  private copyChildren(s: number, d: number, rel: string): void {
+  private copyChildren(s: number, d: number, rel: string, fresh = false): void {
     for (const n of namesOf(s)) {
       const childRel = rel ? `${rel}/${n}` : n;
       const st = lstatAt(s, n);
       if (!st) continue;   // gone since readdir
       if (this.ignore?.excluded(childRel) && !(st.isDirectory() && this.ignore.mayIncludeUnder(childRel))) continue;
-      this.copyEntry(s, n, st, d, n, childRel);
+      this.copyEntry(s, n, st, d, n, childRel, fresh);
     }
   }
 
@@ -1182,6 +1184,25 @@ class TreeCopier {
       if (have) removeAt(d, n);
       renameSync(at(s, n), at(d, n));
     }
+  }
+}
+
+const copyBuf = Buffer.allocUnsafe(1 << 20);
+
+/**
+ * File data fd to fd. Small files (most of a context) through one buffer: two syscalls where
+ * copyFileSync would reopen both ends; big ones with copyFileSync on the fds' own /proc paths
+ * (copy_file_range, or a reflink where the filesystem has them).
+ */
+function copyData(src: number, dst: number, size: number): void {
+  if (size > copyBuf.length) {
+    copyFileSync(fdPath(src), fdPath(dst));
+    return;
+  }
+  for (;;) {
+    const n = readSync(src, copyBuf, 0, copyBuf.length, null);
+    if (n === 0) return;
+    for (let off = 0; off < n;) off += writeSync(dst, copyBuf, off, n - off);
   }
 }
 
