@@ -6,7 +6,8 @@
 import { isatty } from 'node:tty';
 import { writeStderr, writeStdout } from '../common/log.ts';
 import { PierError } from '../common/errors.ts';
-import { ImageService, build, type Compression } from '../image/index.ts';
+import { ImageService, build, type BuildNetworkMode, type BuildNetworkProvider, type Compression } from '../image/index.ts';
+import { EngineClient } from '../engine/index.ts';
 import { bool, list, parseFlags, str } from './args.ts';
 import { reportError } from './report.ts';
 
@@ -20,6 +21,8 @@ flags:
   --timestamp SECONDS       reproducible build: created times and layer mtimes (default $SOURCE_DATE_EPOCH)
   --compression gzip|zstd   layer compression (default gzip)
   --no-cache                run every step
+  --network MODE            RUN steps' network: default (a namespace of their own on pierd's
+                            default bridge network, with egress), none (only lo), host (the host's)
   -q, --quiet               print only the image ID
   --root DIR                state root (default $PIER_ROOT, else /var/lib/pier)
 `;
@@ -28,6 +31,19 @@ function epochOf(v: string | undefined, what: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v)) throw new PierError(`${what} must be a whole number of seconds since the epoch, not ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+/** docker's values: "default" (and "bridge") is a namespace on the default network. */
+function networkMode(v: string | undefined): BuildNetworkMode {
+  if (v === undefined || v === '' || v === 'default' || v === 'bridge') return 'bridge';
+  if (v === 'host' || v === 'none') return v;
+  throw new PierError(`build: --network must be default, none or host, not ${JSON.stringify(v)}`);
+}
+
+/** Sandboxes pierd lends for as long as this process's request for each stays open (started if absent). */
+function pierdSandboxes(): BuildNetworkProvider {
+  let client: EngineClient | undefined;
+  return { sandbox: (hostname) => (client ??= new EngineClient()).buildSandbox(hostname) };
 }
 
 export async function buildMain(argv: string[]): Promise<number> {
@@ -41,6 +57,7 @@ export async function buildMain(argv: string[]): Promise<number> {
       { name: 'timestamp', value: true },
       { name: 'compression', value: true },
       { name: 'no-cache' },
+      { name: 'network', value: true },
       { name: 'quiet', short: 'q' },
       { name: 'root', value: true },
       { name: 'debug' },
@@ -65,6 +82,7 @@ export async function buildMain(argv: string[]): Promise<number> {
     }
     const compression = (str(p, 'compression') ?? 'gzip') as Compression;
     if (compression !== 'gzip' && compression !== 'zstd') throw new PierError(`build: --compression must be gzip or zstd, not ${JSON.stringify(compression)}`);
+    const network = networkMode(str(p, 'network'));
     const quiet = bool(p, 'quiet');
     const sourceDateEpoch = epochOf(str(p, 'timestamp'), 'build: --timestamp') ?? epochOf(process.env.SOURCE_DATE_EPOCH, 'SOURCE_DATE_EPOCH');
     const tty = isatty(1);
@@ -79,6 +97,8 @@ export async function buildMain(argv: string[]): Promise<number> {
       sourceDateEpoch,
       compression,
       noCache: bool(p, 'no-cache'),
+      network,
+      ...(network === 'bridge' ? { networkProvider: pierdSandboxes() } : {}),
       progress: quiet ? undefined : (line) => {
         // On a terminal each step's result line also says how long it took.
         if (tty && line.startsWith('--->')) line += ` (${((Date.now() - stepStart) / 1000).toFixed(1)}s)`;

@@ -7,10 +7,11 @@ import type { Daemon } from './daemon/index.ts';
 import type { EnginePaths } from './paths.ts';
 import type { Logger } from '../common/log.ts';
 
-export { EngineClient, EngineApiError, type ClientOptions } from './client/index.ts';
+export { EngineClient, EngineApiError, type ClientOptions, type BuildSandboxLease } from './client/index.ts';
 export { enginePaths, type EnginePaths } from './paths.ts';
 export { parseRestartPolicy } from './daemon/restart.ts';
 export type { Daemon, Engine } from './daemon/index.ts';
+export type { BuildSandboxInfo } from './daemon/build-sandbox.ts';
 export type { ShimClient } from './shim/index.ts';
 export type * from './api.ts';
 

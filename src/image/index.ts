@@ -424,4 +424,4 @@ export class ImageService {
 }
 
 
-export { build, Builder, parseContainerfile, type BuildOptions, type BuildResult } from './build/index.ts';
+export { build, Builder, parseContainerfile, type BuildOptions, type BuildResult, type BuildNetworkMode, type BuildNetworkProvider, type BuildSandbox } from './build/index.ts';

@@ -101,3 +101,26 @@ test('a different --build-arg misses from the ARG step on; unused build-args war
   assert.equal(hits(await b({ buildArgs: { MODE: 'prod' } })).every(Boolean), true);
   assert.equal(hits(await b({ noCache: true })).some(Boolean), false, '--no-cache runs every step');
 });
+
+test('the RUN network mode is not part of any cache key', { skip }, async () => {
+  const first = await b({ network: 'none' });
+  for (const network of ['host', 'none'] as const) {
+    const again = await b({ network });
+    assert.ok(hits(again).every(Boolean), `network ${network}: every step a cache hit`);
+    assert.equal(again.id, first.id);
+  }
+});
+
+test('a context symlink is hashed as a link: what it points to outside the context is never read', { skip }, async () => {
+  const outside = join(work, 'outside.txt');
+  writeFileSync(outside, 'v1\n');
+  const { symlinkSync, rmSync } = await import('node:fs');
+  symlinkSync(outside, join(ctx, 'app', 'link'));
+  try {
+    await b();
+    writeFileSync(outside, 'v2, a change the build must not see\n');
+    assert.ok(hits(await b()).every(Boolean), 'the target outside the context changed the cache key');
+  } finally {
+    rmSync(join(ctx, 'app', 'link'));
+  }
+});

@@ -10,6 +10,7 @@ import { childProcess } from '../../common/lazy.ts';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import type { StreamLine } from '../api.ts';
+import type { BuildSandboxInfo } from '../daemon/build-sandbox.ts';
 import { enginePaths, type EnginePaths } from '../paths.ts';
 
 export const API_PREFIX = '/v1';
@@ -20,6 +21,13 @@ export interface ClientOptions {
   autoStart?: boolean;
   /** argv to start the daemon with (default: this CLI's `daemon`). */
   daemonCommand?: string[];
+}
+
+/** A build's network sandbox as pierd lent it (see buildSandbox), and how to give it back. */
+export interface BuildSandboxLease extends BuildSandboxInfo {
+  /** why the sandbox is gone before release(), or undefined while it is usable */
+  lost(): string | undefined;
+  release(): Promise<void>;
 }
 
 /** pierd answered an error: its message, and the HTTP status (404: what was named does not exist). */
@@ -114,6 +122,66 @@ export class EngineClient {
       throw new PierError(msg);
     }
     return res;
+  }
+
+  /**
+   * A network sandbox for a build's RUN steps, on the default network (POST /build/sandboxes). It
+   * lives as long as the connection that asked for it: release() has pierd tear it down and waits
+   * for that; if this process dies first, the closed connection has pierd tear it down.
+   */
+  async buildSandbox(hostname: string): Promise<BuildSandboxLease> {
+    const res = await this.send('POST', `/build/sandboxes?hostname=${encodeURIComponent(hostname)}`);
+    const sock = res.body;
+    if (res.statusCode >= 400) {
+      const text = await readAll(sock);
+      let msg = `pierd answered ${res.statusCode}`;
+      try { msg = (JSON.parse(text) as { message: string }).message; } catch { /* not JSON */ }
+      throw new EngineApiError(msg, res.statusCode);
+    }
+    const first = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      const done = () => { sock.off('data', onData); sock.off('end', onEnd); sock.off('error', onError); };
+      const onData = (c: Buffer) => {
+        buf += c.toString('utf8');
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) { done(); resolve(buf.slice(0, nl)); }
+      };
+      const onEnd = () => { done(); reject(new PierError('pierd ended the build sandbox answer before describing the sandbox')); };
+      const onError = (err: Error) => { done(); reject(unreachable(this.paths.socket, err)); };
+      sock.on('data', onData);
+      sock.once('end', onEnd);
+      sock.once('error', onError);
+      sock.resume();
+    });
+    const info = (JSON.parse(first) as { sandbox?: BuildSandboxInfo }).sandbox;
+    if (!info) { sock.destroy(); throw new PierError('pierd sent no build sandbox'); }
+    let released = false;
+    let lost: string | undefined;
+    const gone = () => { if (!released) lost ??= 'pierd ended it (did pierd stop?)'; };
+    sock.on('data', () => {});   // keep reading: the end of the answer is the news
+    sock.once('end', gone);
+    sock.once('close', gone);
+    sock.on('error', gone);
+    return {
+      ...info,
+      lost: () => lost,
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          if (lost) return;   // pierd went away with it: asking again would only start a new pierd
+          const r = await rawRequest(this.paths.socket, 'DELETE', `${API_PREFIX}/build/sandboxes/${info.id}`);
+          const text = await readAll(r.body);
+          if (r.statusCode >= 400) {
+            let msg = `pierd answered ${r.statusCode}`;
+            try { msg = (JSON.parse(text) as { message: string }).message; } catch { /* not JSON */ }
+            throw new EngineApiError(msg, r.statusCode);
+          }
+        } finally {
+          sock.destroy();
+        }
+      },
+    };
   }
 
   async ping(): Promise<boolean> {

@@ -18,6 +18,7 @@ import { CreateRequestSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSc
 import { archiveIn, archiveOut, statPath } from './archive.ts';
 import type { Engine } from './engine.ts';
 import { ApiError } from './errors.ts';
+import { BuildSandboxes } from './build-sandbox.ts';
 
 export const API_VERSION = 'v1';
 
@@ -256,6 +257,11 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
   });
   on('GET', '/networks/:ref', [], async (_r, _s, m) => engine.networks.inspect(m[0]));
   on('DELETE', '/networks/:ref', [], async (_r, _s, m) => { engine.networks.remove(m[0]); return {}; });
+
+  // network sandboxes lent to `pier build` for as long as the asking connection lasts (build-sandbox.ts)
+  const builds = new BuildSandboxes(engine);
+  on('POST', '/build/sandboxes', ['hostname'], async (_r, res, _m, q) => { await builds.open(res, q); return STREAMED; });
+  on('DELETE', '/build/sandboxes/:id', [], async (_r, _s, m) => { await builds.release(m[0]); return {}; });
 
   // volumes
   on('GET', '/volumes', [], async () => engine.volumes.list());

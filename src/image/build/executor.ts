@@ -4,12 +4,12 @@
  * container through the runtime library, COPY/ADD packed straight from the sources) and records it.
  * Metadata steps only change the config and add an `empty_layer` history entry.
  */
-import { chmodSync, chownSync, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, openSync, readSync, closeSync,
-  readdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, symlinkSync, utimesSync, lutimesSync, type Stats } from 'node:fs';
+import { closeSync, constants, copyFileSync, existsSync, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, lstatSync, lutimesSync,
+  mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { basename, join, posix, resolve } from 'node:path';
-import { PierError, messageOf } from '../../common/errors.ts';
+import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import { fsx } from '../../common/fsx.ts';
 import { Runtime, type Spec } from '../../runtime/index.ts';
 import type { ImageService } from '../index.ts';
@@ -18,10 +18,11 @@ import { reachable, type Lease } from '../store/index.ts';
 import { diffUpper, packDirectory, type Compression, type LayerBlob } from '../layer/index.ts';
 import { Snapshotter } from '../snapshot/index.ts';
 import { writeImage, hostPlatform, DEFAULT_PATH } from '../transfer/index.ts';
-import { imageSpec, writeBundle, resolveUser, resolveInRoot } from '../bundle.ts';
+import { imageSpec, writeBundle, resolveUser } from '../bundle.ts';
 import { ContainerfileError, fail, parseContainerfile, type Containerfile, type Instruction, type Stage } from './parser.ts';
 import { keyValues, processWord, processWords } from './words.ts';
 import { DockerIgnore } from './dockerignore.ts';
+import { ResolveError, at, fdPath, lstatAt, namesOf, openDirAt, openFileAt, openRoot, readlinkAt, tryWalkAt, walkAt, withEntry, withFd, type Entry } from './anchored.ts';
 import { BuildCache, randomId, stepKey, type CacheEntry } from './cache.ts';
 
 export interface BuildOptions {
@@ -43,6 +44,35 @@ export interface BuildOptions {
   warn?: (msg: string) => void;
   /** where RUN containers write: fds (or 'ignore'/'inherit') for their stdout and stderr */
   runOutput?: [number | 'ignore' | 'inherit', number | 'ignore' | 'inherit'];
+  /**
+   * The network RUN steps get (docker's `--network`): `bridge` a namespace of their own on the
+   * engine's default network (needs `networkProvider`), `none` a namespace of their own with only
+   * `lo`, `host` the host's. Default: `bridge` when a provider is given, else `none`. It is not part
+   * of any step's cache key.
+   */
+  network?: BuildNetworkMode;
+  networkProvider?: BuildNetworkProvider;
+}
+
+export type BuildNetworkMode = 'bridge' | 'host' | 'none';
+
+/** A network namespace on a bridge network, lent to the build until release(). */
+export interface BuildSandbox {
+  netnsPath: string;
+  /** /etc/hosts and /etc/resolv.conf content for containers in it */
+  hosts: string;
+  resolvConf: string;
+  /** Why the sandbox is gone before release() (its owner went away), or undefined while it is usable. */
+  lost(): string | undefined;
+  release(): Promise<void>;
+}
+
+/**
+ * Who makes bridge sandboxes: the image layer does not own networks (bridges, IPAM, iptables are
+ * the engine's), so the CLI injects one that asks pierd.
+ */
+export interface BuildNetworkProvider {
+  sandbox(hostname: string): Promise<BuildSandbox>;
 }
 
 export interface StepReport {
@@ -86,6 +116,7 @@ interface StageState {
 }
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const RUN_HOSTNAME = 'pier-build';
 /** Paths a RUN container gets whether or not the image has them; dropped from its layer when new. */
 const RUN_STUBS = ['etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'dev', 'proc', 'sys', 'etc'];
 
@@ -134,6 +165,9 @@ export class Builder {
   private totalSteps = 0;
   private readonly reports: StepReport[] = [];
   private readonly cleanups: (() => Promise<void> | void)[] = [];
+  private readonly network: BuildNetworkMode;
+  /** the bridge sandbox every RUN of this build shares, made at the first RUN that runs */
+  private sandbox?: Promise<BuildSandbox>;
 
   constructor(svc: ImageService, opts: BuildOptions) {
     this.svc = svc;
@@ -143,6 +177,10 @@ export class Builder {
     this.cache = new BuildCache(this.imagesDir);
     this.runtime = new Runtime({ root: join(svc.root, 'build-runtime') });
     this.tmpDir = join(this.imagesDir, 'build-tmp');
+    const mode = opts.network ?? (opts.networkProvider ? 'bridge' : 'none');
+    if (mode !== 'bridge' && mode !== 'host' && mode !== 'none') throw new PierError(`invalid network mode ${JSON.stringify(mode)}: use bridge, host or none`);
+    if (mode === 'bridge' && !opts.networkProvider) throw new PierError('network mode bridge needs the engine (no network provider given)');
+    this.network = mode;
   }
 
   private get epoch(): number | undefined {
@@ -186,6 +224,7 @@ export class Builder {
 
     this.svc.content.init();
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
+    await this.sweepDeadBuilds();
     this.lease = this.svc.content.newLease();
     try {
       for (const a of this.cf.metaArgs) {
@@ -219,11 +258,31 @@ export class Builder {
       }
       return { id: descriptor.digest, manifestDigest: descriptor.digest, configDigest: img.manifest.config.digest, tags, steps: this.reports };
     } finally {
+      // A sandbox still being set up (a step failed meanwhile) is waited for, so its release is among the cleanups.
+      await this.sandbox?.catch(() => undefined);
       for (const c of this.cleanups.reverse()) {
         try { await c(); } catch (err) { this.opts.warn?.(`cleanup: ${messageOf(err)}`); }
       }
       this.lease.release();
     }
+  }
+
+  /**
+   * What a build killed with SIGKILL left behind: its RUN container (its runtime helper outlives
+   * the CLI, so the container keeps running), that container's state, mounts and temp files, each
+   * named after the dead build's pid. Another build alive on this root keeps its own.
+   */
+  private async sweepDeadBuilds(): Promise<void> {
+    const dead = (name: string, re: RegExp) => {
+      const m = re.exec(name);
+      if (!m || Number(m[1]) === process.pid) return false;
+      try { process.kill(Number(m[1]), 0); return false; } catch (err) { return errnoOf(err) === 'ESRCH'; }
+    };
+    const warn = (what: string) => (err: unknown) => this.opts.warn?.(`removing ${what} of a killed build: ${messageOf(err)}`);
+    const names = (dir: string) => { try { return readdirSync(dir); } catch { return []; } };
+    for (const c of this.runtime.list()) if (dead(c.id, /^pier-build-(\d+)-/)) await this.runtime.delete(c.id, true).catch(warn(`container ${c.id}`));
+    for (const key of names(join(this.imagesDir, 'mounts'))) if (dead(key, /^build-(\d+)-/)) await this.snap.remove(key).catch(warn(`mount ${key}`));
+    for (const n of names(this.tmpDir)) if (dead(n, /^(?:bundle-pier-build|copy|add|layer)-(\d+)-/)) rmSync(join(this.tmpDir, n), { recursive: true, force: true });
   }
 
   private buildArg(name: string): string | undefined {
@@ -517,6 +576,15 @@ export class Builder {
     return { ...p, release };
   }
 
+  /** The bridge sandbox all RUN steps of this build share, asked for once; released when the build ends. */
+  private bridgeSandbox(): Promise<BuildSandbox> {
+    this.sandbox ??= this.opts.networkProvider!.sandbox(RUN_HOSTNAME).then((sb) => {
+      this.cleanups.push(() => sb.release());
+      return sb;
+    });
+    return this.sandbox;
+  }
+
   /** Write a layer through `produce` into a temp file, then into the content store. */
   private async storeLayer(produce: (dest: string) => Promise<LayerBlob>): Promise<Layer> {
     const tmp = join(this.tmpDir, `layer-${process.pid}-${randomId()}.tar`);
@@ -548,29 +616,34 @@ export class Builder {
       return;
     }
     if (this.snap.mode !== 'overlay') this.err(ins, 'RUN needs the overlay snapshotter (overlayfs unavailable here or PIER_SNAPSHOTTER=copy)');
+    // pierd sets the build's sandbox up (at its first RUN) while the rootfs is prepared here.
+    const sandbox = this.network === 'bridge' ? this.bridgeSandbox() : undefined;
+    sandbox?.catch(() => {});   // awaited below; a failing mount first must not leave it unhandled
     const m = await this.mount(st, false);
     const id = `pier-build-${process.pid}-${randomId()}`;
     const bundle = join(this.tmpDir, `bundle-${id}`);
     try {
-      const before = new Map<string, Stats>();
-      for (const p of RUN_STUBS) { try { before.set(p, lstatSync(join(m.rootfs, p))); } catch { /* absent */ } }
       const cwd = st.config.WorkingDir || '/';
-      // The runtime needs the working directory; docker creates it too, and it belongs in this layer.
-      if (!exists(join(m.rootfs, cwd))) mkdirSync(join(m.rootfs, cwd), { recursive: true, mode: 0o755 });
+      // What the image had where the runtime puts its stubs, and the working directory, which the
+      // runtime needs and docker makes too (it belongs in this layer). Both inside the rootfs: a
+      // link the image has there (say /w -> /etc) means the image's /etc, never the host's.
+      const before = new Map<string, Stats>();
+      withFd(openRoot(m.rootfs), (root) => {
+        for (const p of RUN_STUBS) {
+          const e = tryWalkAt(root, p, NO_FOLLOW);
+          if (e) withEntry(e, () => before.set(p, e.st));
+        }
+        this.at(ins, () => closeSync(walkAt(root, cwd, { followLast: true, followInner: true, create: 0o755 }).dir));
+      });
       let spec: Spec;
       try {
         spec = imageSpec({ architecture: st.platform.architecture, os: st.platform.os, config: st.config, rootfs: { type: 'layers', diff_ids: [] } },
-          { rootfs: m.rootfs, args, env: argEnv, cwd, hostname: 'pier-build' });
+          { rootfs: m.rootfs, args, env: argEnv, cwd, hostname: RUN_HOSTNAME });
       } catch (err) {
         this.err(ins, messageOf(err));
       }
       spec.process!.terminal = false;
-      // Host network, so package installs reach the network; the host's resolver config, read-only.
-      spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== 'network');
-      // sysfs can only be mounted from a network namespace of our own: bind the host's, read-only.
-      spec.mounts = spec.mounts!.map((mt) => (mt.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : mt))
-        .filter((mt) => mt.destination !== '/sys/fs/cgroup');
-      if (existsSync('/etc/resolv.conf')) spec.mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: '/etc/resolv.conf', options: ['rbind', 'ro'] });
+      await this.networkSpec(spec, bundle, ins, sandbox);
       writeBundle(bundle, spec);
       const out = this.opts.runOutput ?? ['inherit', 'inherit'];
       let status: number;
@@ -583,7 +656,7 @@ export class Builder {
       }
       if (status !== 0) this.err(ins, `exit status ${status}`);
       const upper = m.upper!;
-      for (const p of RUN_STUBS) dropStub(join(upper, p), before.get(p));
+      withFd(openRoot(upper), (u) => { for (const p of RUN_STUBS) dropStub(u, p, before.get(p)); });
       const layer = await this.storeLayer((dest) => diffUpper(upper, dest, this.packOpts()));
       const history: HistoryEntry = { created: this.now(), created_by: `RUN ${shown}`, comment: 'pier build' };
       this.cache.put(key, { layer, history });
@@ -593,6 +666,41 @@ export class Builder {
       rmSync(bundle, { recursive: true, force: true });
       await m.release();
     }
+  }
+
+  /**
+   * The RUN container's network. bridge: the build's sandbox (a netns on the default network, with
+   * egress; the host's loopback and addresses are not in it), its hosts and resolv.conf; none: a
+   * netns of the runtime's own, with only `lo`; host: the host's namespace, /sys bound from the host
+   * (sysfs can only be mounted from a network namespace of one's own) and the host's resolv.conf.
+   */
+  private async networkSpec(spec: Spec, bundle: string, ins: Instruction, sandbox: Promise<BuildSandbox> | undefined): Promise<void> {
+    const linux = spec.linux!;
+    if (this.network === 'none') return;
+    if (this.network === 'host') {
+      linux.namespaces = linux.namespaces!.filter((n) => n.type !== 'network');
+      spec.mounts = spec.mounts!.map((mt) => (mt.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : mt))
+        .filter((mt) => mt.destination !== '/sys/fs/cgroup');
+      if (existsSync('/etc/resolv.conf')) spec.mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: '/etc/resolv.conf', options: ['rbind', 'ro'] });
+      return;
+    }
+    let sb: BuildSandbox;
+    try {
+      sb = await sandbox!;
+    } catch (err) {
+      if (err instanceof PierError) this.err(ins, `network sandbox: ${err.message}`);
+      throw err;
+    }
+    const lost = sb.lost();
+    if (lost) this.err(ins, `network sandbox: ${lost}`);
+    linux.namespaces = linux.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: sb.netnsPath } : n));
+    mkdirSync(bundle, { recursive: true });
+    writeFileSync(join(bundle, 'hosts'), sb.hosts);
+    writeFileSync(join(bundle, 'resolv.conf'), sb.resolvConf);
+    spec.mounts!.push(
+      { destination: '/etc/hosts', type: 'bind', source: join(bundle, 'hosts'), options: ['rbind', 'rprivate', 'ro'] },
+      { destination: '/etc/resolv.conf', type: 'bind', source: join(bundle, 'resolv.conf'), options: ['rbind', 'rprivate', 'ro'] },
+    );
   }
 
   private async doCopy(st: StageState, ins: Instruction, context: string): Promise<void> {
@@ -614,6 +722,7 @@ export class Builder {
     let srcRoot: string;
     let fromKey: string | undefined;
     let fromState: { layers: Layer[] } | undefined;
+    let fromStage = false;
     const fromFlag = ins.flags.from !== undefined ? this.word(st, ins, ins.flags.from) : undefined;
     if (fromFlag !== undefined) {
       const dep = this.stageByRef(fromFlag, st.index);
@@ -622,6 +731,7 @@ export class Builder {
         if (!d) this.err(ins, `--from=${fromFlag}: stage was not built`);
         fromKey = d.key;
         fromState = d;
+        fromStage = true;
       } else if (fromFlag === String(st.index) || fromFlag.toLowerCase() === st.name) {
         this.err(ins, `--from=${fromFlag}: a stage cannot copy from itself`);
       } else {
@@ -641,18 +751,22 @@ export class Builder {
     }
 
     let release: (() => Promise<void>) | undefined;
+    let srcFd: number | undefined;
     try {
       if (fromState) {
         const m = await this.mount(fromState, true);
         srcRoot = m.rootfs;
         release = m.release;
       }
+      // Everything below reads the source tree through this fd only (see anchored.ts).
+      srcFd = openRoot(srcRoot);
+      const src: SourceTree = { fd: srcFd, what: fromState ? `the root filesystem of ${fromStage ? 'stage' : 'image'} ${JSON.stringify(fromFlag)}` : 'the build context', context: !fromState };
       const ignore = fromState ? undefined : this.ignore;
-      const sources = this.at(ins, () => expandSources(srcRoot, srcs, ignore));
+      const sources = this.at(ins, () => expandSources(src, srcs, ignore));
       if (sources.length === 0) this.err(ins, 'no source files were specified');
       const multi = sources.length > 1 || srcs.some((s) => /[*?[]/.test(s));
       // Cache key: the selected files' names, types, modes, owners and contents (or the source stage's key).
-      const contentKey = fromKey ?? digestSources(srcRoot, sources, ignore);
+      const contentKey = fromKey ?? this.at(ins, () => digestSources(src, sources, ignore));
       const shown = `${fromFlag !== undefined ? `--from=${fromFlag} ` : ''}${chown !== undefined ? `--chown=${chown} ` : ''}${chmodText !== undefined ? `--chmod=${chmodText} ` : ''}${srcs.join(' ')} ${dest}`;
       const key = stepKey(st.key, [kind, srcs, dest, chown ?? null, chmod ?? null, fromFlag ?? null, contentKey, st.config.WorkingDir ?? '']);
       const hit = this.lookup(st, key);
@@ -664,29 +778,40 @@ export class Builder {
       const cur = await this.mount(st, true);
       const tree = join(this.tmpDir, `copy-${process.pid}-${randomId()}`);
       mkdirSync(tree, { mode: 0o755 });
+      let imageFd: number | undefined;
+      let treeFd: number | undefined;
       try {
         const owner = chown !== undefined ? this.at(ins, () => ownerOf(cur.rootfs, chown)) : fromState ? undefined : { uid: 0, gid: 0 };
+        imageFd = openRoot(cur.rootfs);
+        treeFd = openRoot(tree);
         const destAbs = posix.resolve(st.config.WorkingDir || '/', dest);
-        const destIsDir = dest.endsWith('/') || dest.endsWith('/.') || multi || isDirIn(cur.rootfs, destAbs);
-        if (multi && !dest.endsWith('/') && !isDirIn(cur.rootfs, destAbs)) this.err(ins, `when copying several sources the destination must be a directory ending in "/": ${dest}`);
-        const copier = new TreeCopier(tree, cur.rootfs, owner, chmod, ignore);
+        const destIsDir = dest.endsWith('/') || dest.endsWith('/.') || multi || isDirIn(imageFd, destAbs);
+        if (multi && !dest.endsWith('/') && !isDirIn(imageFd, destAbs)) this.err(ins, `when copying several sources the destination must be a directory ending in "/": ${dest}`);
+        const copier = new TreeCopier(treeFd, imageFd, owner, chmod, ignore);
         for (const s of sources) {
-          // A source named through a symlink is copied as what it points to (inside its root).
-          const abs = join(srcRoot, resolveInRoot(srcRoot, s.rel));
-          if (!exists(abs)) this.err(ins, `${JSON.stringify(s.rel)}: a symlink pointing to nothing`);
-          const stt = lstatSync(abs);
-          if (stt.isDirectory()) {
-            copier.ensureDir(destAbs, true);
-            copier.copyDirContents(abs, s.rel, destAbs);
-          } else if (kind === 'ADD' && !fromState && isTarArchive(abs)) {
-            copier.ensureDir(destAbs, true);
-            this.at(ins, () => extractTar(abs, join(tree, destAbs)));
-          } else {
-            const target = destIsDir ? posix.join(destAbs, posix.basename(s.rel)) : destAbs;
-            copier.ensureDir(posix.dirname(target), false);
-            copier.copyEntry(abs, target);
-          }
+          // A source named through a symlink is copied as what it points to, inside its tree.
+          const e = this.at(ins, () => resolveSource(src, s.rel));
+          withEntry(e, () => {
+            if (e.st.isDirectory()) {
+              copier.copyDirContents(e, s.rel, destAbs);
+            } else if (kind === 'ADD' && !fromState && e.st.isFile() && isTarArchive(e)) {
+              const staging = join(this.tmpDir, `add-${process.pid}-${randomId()}`);
+              try {
+                mkdirSync(staging, { mode: 0o700 });
+                this.at(ins, () => extractTar(e, staging));
+                withFd(openRoot(staging), (sfd) => copier.merge(sfd, destAbs));
+              } finally {
+                rmSync(staging, { recursive: true, force: true });
+              }
+            } else {
+              const target = destIsDir ? posix.join(destAbs, posix.basename(s.rel)) : destAbs;
+              withFd(copier.ensureDir(posix.dirname(target), false), (d) => this.at(ins, () => copier.copyEntry(e.dir, e.name, e.st, d, posix.basename(target), s.rel)));
+            }
+          });
         }
+        // An open fd would keep the mount busy.
+        closeSync(imageFd);
+        imageFd = undefined;
         await cur.release();
         const layer = await this.storeLayer((d) => packDirectory(tree, d, this.packOpts()));
         const history: HistoryEntry = { created: this.now(), created_by: `${kind} ${shown}`, comment: 'pier build' };
@@ -694,37 +819,46 @@ export class Builder {
         st.history.push(history);
         this.finishStep(st, key, false, layer);
       } finally {
+        if (imageFd !== undefined) closeSync(imageFd);
+        if (treeFd !== undefined) closeSync(treeFd);
         rmSync(tree, { recursive: true, force: true });
         await cur.release();
       }
     } finally {
+      if (srcFd !== undefined) closeSync(srcFd);
       await release?.();
     }
   }
 }
 
-function exists(p: string): boolean {
-  try { lstatSync(p); return true; } catch { return false; }
-}
+const NO_FOLLOW = { followLast: false, followInner: false };
+const FOLLOW = { followLast: true, followInner: true };
+const ROOT_OWNER = { uid: 0, gid: 0 };
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
 /**
  * Remove from the upper dir what only the runtime made: an empty file or dir the image did not have,
  * or a dir the image had that was copied up just to hold such stubs (empty, owner and mode unchanged).
+ * The upper dir is what the RUN left; a symlink anywhere on the way (say /etc -> /) means the path
+ * is not a stub, and nothing is followed.
  */
-function dropStub(p: string, before: Stats | undefined): void {
-  let st: Stats;
-  try { st = lstatSync(p); } catch { return; }
-  if (!before) {
-    if (st.isFile() && st.size === 0) rmSync(p, { force: true });
-    else if (st.isDirectory()) {
-      try { rmdirSync(p); } catch { /* not empty: the RUN put something there, keep it */ }
+function dropStub(upper: number, rel: string, before: Stats | undefined): void {
+  const e = tryWalkAt(upper, rel, NO_FOLLOW);
+  if (!e) return;
+  withEntry(e, ({ dir, name, st }) => {
+    const p = at(dir, name);
+    if (!before) {
+      if (st.isFile() && st.size === 0) unlinkSync(p);
+      else if (st.isDirectory()) {
+        try { rmdirSync(p); } catch { /* not empty: the RUN put something there, keep it */ }
+      }
+      return;
     }
-    return;
-  }
-  if (!st.isDirectory() || !before.isDirectory()) return;
-  if (st.mode !== before.mode || st.uid !== before.uid || st.gid !== before.gid) return;
-  for (const x of ['trusted.overlay.opaque', 'user.overlay.opaque']) if (fsx().lgetxattr(p, x) !== null) return;
-  try { rmdirSync(p); } catch { /* not empty: keep */ }
+    if (!st.isDirectory() || !before.isDirectory()) return;
+    if (st.mode !== before.mode || st.uid !== before.uid || st.gid !== before.gid) return;
+    for (const x of ['trusted.overlay.opaque', 'user.overlay.opaque']) if (fsx().lgetxattr(p, x) !== null) return;
+    try { rmdirSync(p); } catch { /* not empty: keep */ }
+  });
 }
 
 interface Source {
@@ -732,13 +866,38 @@ interface Source {
   rel: string;
 }
 
-/** lstat a path under root, following a symlink at its end (within root). */
-function statInRoot(root: string, rel: string): Stats {
-  const abs = join(root, rel);
-  const st = lstatSync(abs);
-  if (!st.isSymbolicLink()) return st;
-  const target = resolveInRoot(root, rel);
-  return lstatSync(join(root, target));
+/** A tree COPY reads: its root fd, and what to call it in messages. */
+interface SourceTree {
+  fd: number;
+  what: string;
+  /**
+   * The build context is a host directory: a link in it to an absolute path or above it names a
+   * host file, which is never read. In a root filesystem such a link means that filesystem's own.
+   */
+  context: boolean;
+}
+
+/** One line for a source that does not resolve inside its tree. */
+function sourceError(tree: SourceTree, rel: string, err: ResolveError, named: boolean): PierError {
+  const s = JSON.stringify(rel);
+  if (err.code === 'ENOENT' && err.escaped && tree.context) return new PierError(`${s}: a symlink leading out of ${tree.what} (symlinks are followed only inside it, and ${err.at} is not there)`);
+  if (err.code === 'ENOENT') return new PierError(named ? `${s}: no such file or directory` : `${s}: a symlink pointing to nothing (${err.at} is not in ${tree.what})`);
+  return new PierError(`${s}: ${err.message}`);
+}
+
+/** A source, followed if it is a symlink (inside its tree, as docker does); the caller closes entry.dir. */
+function resolveSource(tree: SourceTree, rel: string): Entry {
+  try {
+    return walkAt(tree.fd, rel, FOLLOW);
+  } catch (err) {
+    throw err instanceof ResolveError ? sourceError(tree, rel, err, false) : err;
+  }
+}
+
+/** lstat of a path inside a tree (links before the last component followed inside it), or undefined. */
+function lstatIn(tree: number, rel: string): Stats | undefined {
+  const e = tryWalkAt(tree, rel, { followLast: false, followInner: true });
+  return e && withEntry(e, () => e.st);
 }
 
 function globToRegExp(seg: string): RegExp {
@@ -760,8 +919,8 @@ function globToRegExp(seg: string): RegExp {
   return new RegExp(re + '$');
 }
 
-/** The sources a COPY names: paths cleaned to the root, wildcards expanded per path segment. */
-function expandSources(root: string, srcs: string[], ignore: DockerIgnore | undefined): Source[] {
+/** The sources a COPY names: paths cleaned to the root, wildcards expanded per path segment, all inside the tree. */
+function expandSources(tree: SourceTree, srcs: string[], ignore: DockerIgnore | undefined): Source[] {
   const out: Source[] = [];
   for (const s of srcs) {
     const cleaned = posix.normalize(`/${s}`).slice(1).replace(/\/+$/, '');
@@ -769,72 +928,99 @@ function expandSources(root: string, srcs: string[], ignore: DockerIgnore | unde
       throw new PierError(`${JSON.stringify(s)} is outside the build context`);
     }
     if (!/[*?[]/.test(cleaned)) {
-      if (cleaned !== '' && !exists(join(root, cleaned))) throw new PierError(`${JSON.stringify(s)}: no such file or directory`);
-      if (ignore && cleaned !== '' && ignore.excluded(cleaned) && !(lstatSync(join(root, cleaned)).isDirectory() && ignore.mayIncludeUnder(cleaned))) {
-        throw new PierError(`${JSON.stringify(s)}: excluded by .dockerignore`);
+      if (cleaned !== '') {
+        let e: Entry;
+        try {
+          e = walkAt(tree.fd, cleaned, { followLast: false, followInner: true });
+        } catch (err) {
+          throw err instanceof ResolveError ? sourceError(tree, s, err, true) : err;
+        }
+        const isDir = withEntry(e, () => e.st.isDirectory());
+        if (ignore && ignore.excluded(cleaned) && !(isDir && ignore.mayIncludeUnder(cleaned))) {
+          throw new PierError(`${JSON.stringify(s)}: excluded by .dockerignore`);
+        }
       }
       out.push({ rel: cleaned });
       continue;
     }
     let cands = [''];
+    let escape: ResolveError | undefined;
     for (const seg of cleaned.split('/')) {
       const next: string[] = [];
       const re = /[*?[]/.test(seg) ? globToRegExp(seg) : undefined;
       for (const c of cands) {
-        if (!re) { if (exists(join(root, c, seg))) next.push(c ? `${c}/${seg}` : seg); continue; }
+        const path = c ? `${c}/${seg}` : seg;
+        if (!re) {
+          try {
+            closeSync(walkAt(tree.fd, path, { followLast: false, followInner: true }).dir);
+            next.push(path);
+          } catch (err) {
+            if (!(err instanceof ResolveError)) throw err;
+            if (err.escaped) escape ??= err;
+          }
+          continue;
+        }
         let names: string[] = [];
-        try { names = readdirSync(join(root, c)).sort(); } catch { /* not a dir */ }
+        try {
+          const d = walkAt(tree.fd, c, FOLLOW);
+          names = withEntry(d, () => (d.st.isDirectory() ? withFd(openDirAt(d.dir, d.name), namesOf) : []));
+        } catch (err) {
+          if (!(err instanceof ResolveError)) throw err;
+          if (err.escaped) escape ??= err;
+        }
         for (const n of names) if (re.test(n)) next.push(c ? `${c}/${n}` : n);
       }
       cands = next;
     }
     cands = cands.filter((c) => !ignore || !ignore.excluded(c));
-    if (cands.length === 0) throw new PierError(`${JSON.stringify(s)}: no source files match`);
+    if (cands.length === 0) throw escape ? sourceError(tree, s, escape, true) : new PierError(`${JSON.stringify(s)}: no source files match`);
     for (const c of cands) out.push({ rel: c });
   }
   return out;
 }
 
 /** A digest of the selected files: relative names, types, modes, owners, link targets and contents. */
-function digestSources(root: string, sources: Source[], ignore: DockerIgnore | undefined): string {
+function digestSources(tree: SourceTree, sources: Source[], ignore: DockerIgnore | undefined): string {
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(1 << 20);
-  const walk = (rel: string, follow: boolean) => {
-    const abs = join(root, rel);
-    const st = follow ? statInRoot(root, rel) : lstatSync(abs);
-    const real = follow && lstatSync(abs).isSymbolicLink() ? join(root, resolveInRoot(root, rel)) : abs;
+  const walk = (dir: number, name: string, st: Stats, rel: string) => {
     h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0`);
-    if (st.isSymbolicLink()) h.update(`l${readlinkSync(abs)}\0`);
+    if (st.isSymbolicLink()) h.update(`l${readlinkAt(dir, name)}\0`);
     else if (st.isFile()) {
-      h.update(`f${st.size}\0`);
-      const fd = openSync(real, 'r');
+      const f = openFileAt(dir, name);
       try {
+        h.update(`f${f.st.size}\0`);
         for (;;) {
-          const n = readSync(fd, buf, 0, buf.length, null);
+          const n = readSync(f.fd, buf, 0, buf.length, null);
           if (n === 0) break;
           h.update(buf.subarray(0, n));
         }
-      } finally { closeSync(fd); }
+      } finally { closeSync(f.fd); }
     } else if (st.isDirectory()) {
       h.update('d\0');
-      for (const n of readdirSync(real).sort()) {
-        const child = rel ? `${rel}/${n}` : n;
-        if (ignore && ignore.excluded(child) && !(lstatSync(join(root, child)).isDirectory() && ignore.mayIncludeUnder(child))) continue;
-        walk(child, false);
-      }
+      withFd(openDirAt(dir, name), (d) => {
+        for (const n of namesOf(d)) {
+          const child = rel ? `${rel}/${n}` : n;
+          const cst = lstatAt(d, n);
+          if (!cst) continue;
+          if (ignore && ignore.excluded(child) && !(cst.isDirectory() && ignore.mayIncludeUnder(child))) continue;
+          walk(d, n, cst, child);
+        }
+      });
     } else if (st.isCharacterDevice() || st.isBlockDevice()) h.update(`c${st.rdev}\0`);
   };
-  for (const s of sources) { h.update(`src\0${s.rel}\0`); walk(s.rel, true); }
+  for (const s of sources) {
+    h.update(`src\0${s.rel}\0`);
+    const e = resolveSource(tree, s.rel);
+    withEntry(e, () => walk(e.dir, e.name, e.st, s.rel));
+  }
   return `sha256:${h.digest('hex')}`;
 }
 
-function isDirIn(rootfs: string, path: string): boolean {
-  try {
-    const rel = resolveInRoot(rootfs, path);
-    return lstatSync(join(rootfs, rel)).isDirectory();
-  } catch {
-    return false;
-  }
+/** Is `path` a directory in the image (links followed inside it, as the container would)? */
+function isDirIn(image: number, path: string): boolean {
+  const e = tryWalkAt(image, path, FOLLOW);
+  return e !== undefined && withEntry(e, () => e.st.isDirectory());
 }
 
 function ownerOf(rootfs: string, chown: string): { uid: number; gid: number } {
@@ -844,15 +1030,25 @@ function ownerOf(rootfs: string, chown: string): { uid: number; gid: number } {
   return { uid: r.uid, gid: r.gid };
 }
 
-/** Builds the COPY tree under `tree`: files from the sources, parents with the image's metadata. */
+/** Remove whatever is at `name` in a directory of the COPY tree (ours: nothing else writes there). */
+function removeAt(dir: number, name: string): void {
+  rmSync(at(dir, name), { recursive: true, force: true });
+}
+
+/**
+ * Builds the COPY tree: files from the sources, parents with the image's metadata. Sources are read
+ * and the tree is written through directory fds only; an entry an earlier source put in the tree is
+ * replaced, never followed (a link `sub -> /etc` from one source and a file `sub/x` from the next
+ * make a directory `sub` with `x` in it, not a host file).
+ */
 class TreeCopier {
-  readonly tree: string;
-  readonly image: string;
+  readonly tree: number;
+  readonly image: number;
   readonly owner?: { uid: number; gid: number };
   readonly chmod?: number;
   readonly ignore?: DockerIgnore;
 
-  constructor(tree: string, image: string, owner: { uid: number; gid: number } | undefined, chmod: number | undefined, ignore: DockerIgnore | undefined) {
+  constructor(tree: number, image: number, owner: { uid: number; gid: number } | undefined, chmod: number | undefined, ignore: DockerIgnore | undefined) {
     this.tree = tree;
     this.image = image;
     this.owner = owner;
@@ -860,114 +1056,190 @@ class TreeCopier {
     this.ignore = ignore;
   }
 
-  /** Make `dir` (absolute in the image) and its parents; existing image dirs keep their metadata. */
-  ensureDir(dir: string, isDest: boolean): void {
+  /** The image's directory at exactly this path (no symlink on the way), for its metadata. */
+  private imageDir(parts: string[]): Stats | undefined {
+    const e = tryWalkAt(this.image, parts.join('/'), NO_FOLLOW);
+    return e && withEntry(e, () => (e.st.isDirectory() ? e.st : undefined));
+  }
+
+  /** Make `dir` (absolute in the image) and its parents; existing image dirs keep their metadata. Returns its fd. */
+  ensureDir(dir: string, isDest: boolean): number {
     const parts = dir.split('/').filter(Boolean);
-    let cur = '';
-    for (let i = 0; i < parts.length; i++) {
-      cur += `/${parts[i]}`;
-      const p = join(this.tree, cur);
-      if (exists(p)) continue;
-      mkdirSync(p);
-      let st: Stats | undefined;
-      try { st = lstatSync(join(this.image, cur)); } catch { /* new dir */ }
-      if (st?.isDirectory()) {
-        chmodSync(p, st.mode & 0o7777);
-        chownSync(p, st.uid, st.gid);
-        utimesSync(p, st.atime, st.mtime);
-      } else {
-        chmodSync(p, 0o755);
-        const o = isDest && i === parts.length - 1 && this.owner ? this.owner : { uid: 0, gid: 0 };
-        chownSync(p, o.uid, o.gid);
+    let cur = openDirAt(this.tree, '.');
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const name = parts[i];
+        const have = lstatAt(cur, name);
+        const made = !have?.isDirectory();
+        if (made) {
+          if (have) removeAt(cur, name);
+          mkdirSync(at(cur, name), 0o700);
+        }
+        const next = openDirAt(cur, name);
+        closeSync(cur);
+        cur = next;
+        if (!made) continue;
+        const st = this.imageDir(parts.slice(0, i + 1));
+        if (st) {
+          fchownSync(cur, st.uid, st.gid);
+          fchmodSync(cur, st.mode & 0o7777);
+          futimesSync(cur, st.atime, st.mtime);
+        } else {
+          const o = isDest && i === parts.length - 1 && this.owner ? this.owner : ROOT_OWNER;
+          fchownSync(cur, o.uid, o.gid);
+          fchmodSync(cur, 0o755);
+        }
       }
+      return cur;
+    } catch (err) {
+      closeSync(cur);
+      throw err;
     }
   }
 
-  private finish(src: Stats, dst: string, isLink: boolean): void {
-    const o = this.owner ?? { uid: src.uid, gid: src.gid };
-    if (isLink) {
-      lchownSync(dst, o.uid, o.gid);
-      lutimesSync(dst, src.atime, src.mtime);
+  /** Owner, mode and times of a copied file or dir, on its fd (chown before chmod: chown drops setuid). */
+  private finish(fd: number, src: Stats): void {
+    const o = this.owner ?? src;
+    fchownSync(fd, o.uid, o.gid);
+    fchmodSync(fd, this.chmod ?? src.mode & 0o7777);
+    futimesSync(fd, src.atime, src.mtime);
+  }
+
+  /**
+   * Copy one entry (a file, link or dir with its subtree) `sname` of directory `sdir` to `dname` in
+   * the tree directory `ddir`. `rel` is its path in the source tree (.dockerignore, messages).
+   */
+  copyEntry(sdir: number, sname: string, st: Stats, ddir: number, dname: string, rel: string, fresh = false): void {
+    // In a directory this copy made itself there is nothing to look for.
+    const have = fresh ? undefined : lstatAt(ddir, dname);
+    if (st.isDirectory()) {
+      if (have && !have.isDirectory()) removeAt(ddir, dname);
+      const made = !have?.isDirectory();
+      if (made) mkdirSync(at(ddir, dname), 0o700);
+      withFd(openDirAt(sdir, sname), (s) => withFd(openDirAt(ddir, dname), (d) => {
+        this.copyChildren(s, d, rel, made);
+        this.finish(d, fstatSync(s));
+      }));
       return;
     }
-    chownSync(dst, o.uid, o.gid);
-    chmodSync(dst, this.chmod ?? src.mode & 0o7777);
-    utimesSync(dst, src.atime, src.mtime);
-  }
-
-  /** Copy one entry (a file, link or dir with its subtree) to `target` (absolute in the image). */
-  copyEntry(abs: string, target: string): void {
-    const dst = join(this.tree, target);
-    const st = lstatSync(abs);
-    if (exists(dst) && !st.isDirectory()) rmSync(dst, { recursive: true, force: true });
     if (st.isSymbolicLink()) {
-      symlinkSync(readlinkSync(abs), dst);
-      this.finish(st, dst, true);
+      if (have) removeAt(ddir, dname);
+      const p = at(ddir, dname);
+      symlinkSync(readlinkAt(sdir, sname), p);
+      const o = this.owner ?? st;
+      lchownSync(p, o.uid, o.gid);
+      lutimesSync(p, st.atime, st.mtime);
     } else if (st.isFile()) {
-      copyFileSync(abs, dst);
-      this.finish(st, dst, false);
-    } else if (st.isDirectory()) {
-      if (!exists(dst)) mkdirSync(dst);
-      this.copyChildren(abs, target);
-      this.finish(st, dst, false);
+      const f = openFileAt(sdir, sname);
+      try {
+        if (have) removeAt(ddir, dname);
+        // O_EXCL|O_NOFOLLOW: a new file of ours; the data goes fd to fd (copy_file_range or a reflink).
+        const d = openSync(at(ddir, dname), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+        try {
+          copyData(f.fd, d, f.st.size);
+          this.finish(d, f.st);
+        } finally { closeSync(d); }
+      } finally { closeSync(f.fd); }
     } else {
-      throw new PierError(`${abs}: cannot copy a special file`);
+      throw new PierError(`${JSON.stringify(rel)}: cannot copy a special file`);
     }
   }
 
-  /** The children of directory `abs` (relative `rel` in the source root, for .dockerignore) into `target`. */
-  copyDirContents(abs: string, rel: string, target: string): void {
-    this.copyChildren(abs, target, rel);
-    const st = lstatSync(abs);
-    const dst = join(this.tree, target);
-    // The destination dir takes the source dir's mode only when it is new to the image.
-    if (!isDirIn(this.image, target)) this.finish(st, dst, false);
+  /** The children of the source directory `src` (at `rel` in the source tree) into `target` (absolute in the image). */
+  copyDirContents(src: Entry, rel: string, target: string): void {
+    withFd(this.ensureDir(target, true), (d) => withFd(openDirAt(src.dir, src.name), (s) => {
+      this.copyChildren(s, d, rel);
+      // The destination dir takes the source dir's mode only when it is new to the image.
+      if (!isDirIn(this.image, target)) this.finish(d, fstatSync(s));
+    }));
   }
 
-  private copyChildren(abs: string, target: string, rel?: string): void {
-    for (const n of readdirSync(abs).sort()) {
-      const childRel = rel === undefined ? undefined : rel ? `${rel}/${n}` : n;
-      if (childRel !== undefined && this.ignore?.excluded(childRel)) {
-        if (!(lstatSync(join(abs, n)).isDirectory() && this.ignore.mayIncludeUnder(childRel))) continue;
-      }
-      const childTarget = posix.join(target, n);
-      const st = lstatSync(join(abs, n));
-      if (st.isDirectory() && childRel !== undefined) {
-        const dst = join(this.tree, childTarget);
-        if (!exists(dst)) mkdirSync(dst);
-        this.copyChildren(join(abs, n), childTarget, childRel);
-        this.finish(st, dst, false);
-      } else {
-        this.copyEntry(join(abs, n), childTarget);
-      }
+  private copyChildren(s: number, d: number, rel: string, fresh = false): void {
+    for (const n of namesOf(s)) {
+      const childRel = rel ? `${rel}/${n}` : n;
+      const st = lstatAt(s, n);
+      if (!st) continue;   // gone since readdir
+      if (this.ignore?.excluded(childRel) && !(st.isDirectory() && this.ignore.mayIncludeUnder(childRel))) continue;
+      this.copyEntry(s, n, st, d, n, childRel, fresh);
     }
+  }
+
+  /**
+   * Move what an archive was unpacked to (the staging dir `s`, ours) into `target`: entries are
+   * renamed in whole, with the metadata tar gave them; a directory the tree already has is merged
+   * into and keeps its own metadata (tar's --no-overwrite-dir).
+   */
+  merge(s: number, target: string): void {
+    withFd(this.ensureDir(target, true), (d) => this.mergeDir(s, d));
+  }
+
+  private mergeDir(s: number, d: number): void {
+    for (const n of namesOf(s)) {
+      const st = lstatAt(s, n);
+      const have = lstatAt(d, n);
+      if (st?.isDirectory() && have?.isDirectory()) {
+        withFd(openDirAt(s, n), (cs) => withFd(openDirAt(d, n), (cd) => this.mergeDir(cs, cd)));
+        continue;
+      }
+      if (have) removeAt(d, n);
+      renameSync(at(s, n), at(d, n));
+    }
+  }
+}
+
+const copyBuf = Buffer.allocUnsafe(1 << 20);
+
+/**
+ * File data fd to fd. Small files (most of a context) through one buffer: two syscalls where
+ * copyFileSync would reopen both ends; big ones with copyFileSync on the fds' own /proc paths
+ * (copy_file_range, or a reflink where the filesystem has them).
+ */
+function copyData(src: number, dst: number, size: number): void {
+  if (size > copyBuf.length) {
+    copyFileSync(fdPath(src), fdPath(dst));
+    return;
+  }
+  for (;;) {
+    const n = readSync(src, copyBuf, 0, copyBuf.length, null);
+    if (n === 0) return;
+    for (let off = 0; off < n;) off += writeSync(dst, copyBuf, off, n - off);
   }
 }
 
 const TAR_MAGICS: Buffer[] = [Buffer.from([0x1f, 0x8b]), Buffer.from('BZh'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.from([0x28, 0xb5, 0x2f, 0xfd])];
 
+/** tar reads the archive as its fd 3 (the file this process opened without following a link). */
+const TAR_INPUT = '/proc/self/fd/3';
+
 /** ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd): is this one? */
-function isTarArchive(path: string): boolean {
-  const head = Buffer.alloc(512);
-  const fd = openSync(path, 'r');
-  let n: number;
-  try { n = readSync(fd, head, 0, 512, 0); } finally { closeSync(fd); }
-  if (n >= 262 && head.subarray(257, 262).toString() === 'ustar') return true;
-  if (!TAR_MAGICS.some((m) => head.subarray(0, m.length).equals(m))) return false;
+function isTarArchive(e: Entry): boolean {
+  const f = openFileAt(e.dir, e.name);
   try {
-    execFileSync('tar', ['-tf', path], { stdio: ['ignore', 'ignore', 'ignore'] });
-    return true;
-  } catch {
-    return false; // compressed, but not a tar: ADD copies it as a file
+    const head = Buffer.alloc(512);
+    const n = readSync(f.fd, head, 0, 512, 0);
+    if (n >= 262 && head.subarray(257, 262).toString() === 'ustar') return true;
+    if (!TAR_MAGICS.some((m) => head.subarray(0, m.length).equals(m))) return false;
+    try {
+      execFileSync('tar', ['-tf', TAR_INPUT], { stdio: ['ignore', 'ignore', 'ignore', f.fd] });
+      return true;
+    } catch {
+      return false; // compressed, but not a tar: ADD copies it as a file
+    }
+  } finally {
+    closeSync(f.fd);
   }
 }
 
-function extractTar(path: string, destDir: string): void {
+/** Unpack an archive into `destDir`, a new empty dir of ours (what is already in the tree is never in tar's way). */
+function extractTar(e: Entry, destDir: string): void {
+  const f = openFileAt(e.dir, e.name);
   try {
-    execFileSync('tar', ['-xf', path, '-C', destDir, '--numeric-owner', '--same-owner', '-p', '--no-overwrite-dir'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('tar', ['-xf', TAR_INPUT, '-C', destDir, '--numeric-owner', '--same-owner', '-p'], { stdio: ['ignore', 'ignore', 'pipe', f.fd] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new PierError(`cannot extract ${basename(path)}: ${stderr || messageOf(err)}`);
+    throw new PierError(`cannot extract ${e.name}: ${stderr || messageOf(err)}`);
+  } finally {
+    closeSync(f.fd);
   }
 }
 

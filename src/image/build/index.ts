@@ -3,4 +3,4 @@ export { parseContainerfile, ContainerfileError, type Containerfile, type Instru
 export { processWord, processWords, keyValues, type Vars } from './words.ts';
 export { DockerIgnore } from './dockerignore.ts';
 export { BuildCache, stepKey, type CacheEntry } from './cache.ts';
-export { Builder, build, type BuildOptions, type BuildResult, type StepReport } from './executor.ts';
+export { Builder, build, type BuildOptions, type BuildResult, type StepReport, type BuildNetworkMode, type BuildNetworkProvider, type BuildSandbox } from './executor.ts';

@@ -1,0 +1,191 @@
+/**
+ * fd-anchored access to trees whose contents the build does not control: the build context, the
+ * root filesystem of a stage or image (`COPY --from`, `FROM`), a RUN's upper dir, and the COPY tree
+ * being assembled from them. Every lookup goes one component at a time from an open directory fd,
+ * as `/proc/self/fd/<dirfd>/<name>` with lstat, readlink, and open with O_NOFOLLOW — the kernel
+ * resolves the magic link to the very directory the fd holds and then looks up one name in it,
+ * which is what the *at() calls do. A symlink is followed only where the caller asks, and then the
+ * way the tree's own processes would see it: an absolute target from the tree's root, `..` never
+ * above it (openat2's RESOLVE_IN_ROOT). No path from a tree is ever joined onto a host path and
+ * opened, so a symlink to `/etc` in a context or a stage reads or writes nothing of the host's.
+ */
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { PierError, errnoOf } from '../../common/errors.ts';
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
+/** A directory, and never through a symlink (ELOOP/ENOTDIR instead). */
+const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+/** O_NONBLOCK: a FIFO swapped in after the lstat must not hang the build. */
+const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
+/** The kernel's own limit (MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+/** `name` (one component, or "." for the directory itself) in the directory open as `dirFd`. */
+export function at(dirFd: number, name: string): string {
+  if (name === '' || name === '..' || name.includes('/')) throw new Error(`internal: ${JSON.stringify(name)} is not one path component`);
+  return `/proc/self/fd/${dirFd}/${name}`;
+}
+
+/** The path of an open fd itself, for calls that take a path (copyFileSync, readdirSync). */
+export function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** Open a tree's root: a host path the build chose (the context it was given, a mount it made). */
+export function openRoot(path: string): number {
+  return openSync(path, O_RDONLY | O_DIRECTORY);
+}
+
+export function openDirAt(dirFd: number, name: string): number {
+  return openSync(at(dirFd, name), DIR_FLAGS);
+}
+
+/** A regular file in `dirFd`, opened without following a symlink, and its fstat. */
+export function openFileAt(dirFd: number, name: string): { fd: number; st: Stats } {
+  const fd = openSync(at(dirFd, name), FILE_FLAGS);
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new PierError(`${name}: not a regular file any more (it changed during the build)`);
+  }
+  return { fd, st };
+}
+
+/** lstat of one name in a directory; undefined when it does not exist. */
+export function lstatAt(dirFd: number, name: string): Stats | undefined {
+  try {
+    return lstatSync(at(dirFd, name));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export function readlinkAt(dirFd: number, name: string): string {
+  return readlinkSync(at(dirFd, name));
+}
+
+/** The names in an open directory, sorted (so hashes and layers do not depend on readdir order). */
+export function namesOf(dirFd: number): string[] {
+  return readdirSync(fdPath(dirFd)).sort();
+}
+
+/** Where a path led: `name` in the directory `dir` (an fd the caller closes), and its lstat. */
+export interface Entry {
+  dir: number;
+  /** one component, or "." when the path led to a directory reached through ".." or a link (or to the root) */
+  name: string;
+  st: Stats;
+}
+
+export type ResolveCode = 'ENOENT' | 'ENOTDIR' | 'ELOOP';
+
+/** A path that does not resolve inside its tree. */
+export class ResolveError extends PierError {
+  readonly code: ResolveCode;
+  /** a symlink on the way pointed out of the tree (an absolute target, or `..` above its root) */
+  readonly escaped: boolean;
+  /** where, inside the tree, resolution failed ("/etc" for a link to /etc that the tree lacks) */
+  readonly at: string;
+  constructor(code: ResolveCode, escaped: boolean, where: string) {
+    super(`${where}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'ENOTDIR' ? 'not a directory' : 'too many levels of symbolic links'}`);
+    this.code = code;
+    this.escaped = escaped;
+    this.at = where;
+  }
+}
+
+export interface WalkOptions {
+  /** follow a symlink that is the last component (in the tree) */
+  followLast: boolean;
+  /** follow symlinks before the last component (in the tree); if not, such a path is ENOTDIR */
+  followInner: boolean;
+  /** make missing directories on the way with this mode (mkdir -p inside the tree) */
+  create?: number;
+}
+
+function parts(path: string): string[] {
+  return path.split('/').filter((p) => p !== '' && p !== '.');
+}
+
+/**
+ * Resolve `path` inside the tree open as `root`, one component at a time. Symlinks are resolved as
+ * openat2(RESOLVE_IN_ROOT) does: an absolute target restarts at `root`, `..` stops at it. The
+ * result's `dir` is a new fd; everything else opened on the way is closed.
+ */
+export function walkAt(root: number, path: string, opts: WalkOptions): Entry {
+  const todo = parts(path);
+  const stack: number[] = [];         // directories below root, innermost last
+  const names: string[] = [];         // their names, for messages
+  const top = () => (stack.length ? stack[stack.length - 1] : root);
+  let links = 0;
+  let escaped = false;
+  const fail = (code: ResolveCode, name?: string) => new ResolveError(code, escaped, `/${[...names, ...(name ? [name] : [])].join('/')}`);
+  try {
+    while (todo.length) {
+      const name = todo.shift()!;
+      if (name === '..') {
+        if (stack.length) { closeSync(stack.pop()!); names.pop(); } else escaped = true;
+        continue;
+      }
+      const last = todo.length === 0;
+      let st = lstatAt(top(), name);
+      if (!st && opts.create !== undefined) {
+        try { mkdirSync(at(top(), name), opts.create); } catch (err) { if (errnoOf(err) !== 'EEXIST') throw err; }
+        st = lstatAt(top(), name);
+      }
+      if (!st) throw fail('ENOENT', name);
+      if (st.isSymbolicLink() && (last ? opts.followLast : opts.followInner)) {
+        if (++links > MAX_LINKS) throw fail('ELOOP', name);
+        const target = readlinkAt(top(), name);
+        if (target.startsWith('/')) {
+          escaped = true;
+          while (stack.length) closeSync(stack.pop()!);
+          names.length = 0;
+        }
+        todo.unshift(...parts(target));
+        continue;
+      }
+      if (last) {
+        const dir = stack.pop() ?? openDirAt(root, '.');
+        return { dir, name, st };
+      }
+      if (!st.isDirectory()) throw fail('ENOTDIR', name);
+      stack.push(openDirAt(top(), name));
+      names.push(name);
+    }
+    // The path ended in ".." or a link to a directory above: the current directory itself.
+    const dir = stack.pop() ?? openDirAt(root, '.');
+    return { dir, name: '.', st: lstatSync(at(dir, '.')) };
+  } finally {
+    for (const fd of stack) closeSync(fd);
+  }
+}
+
+/** walkAt, or undefined when the path does not resolve (any ResolveError). */
+export function tryWalkAt(root: number, path: string, opts: WalkOptions): Entry | undefined {
+  try {
+    return walkAt(root, path, opts);
+  } catch (err) {
+    if (err instanceof ResolveError) return undefined;
+    throw err;
+  }
+}
+
+/** Run `fn` on an Entry, closing its directory fd afterwards. */
+export function withEntry<T>(e: Entry, fn: (e: Entry) => T): T {
+  try {
+    return fn(e);
+  } finally {
+    closeSync(e.dir);
+  }
+}
+
+/** Run `fn` with a directory fd, closing it afterwards. */
+export function withFd<T>(fd: number, fn: (fd: number) => T): T {
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
