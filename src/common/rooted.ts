@@ -32,9 +32,9 @@ export function procFd(fd: number): string {
   return `/proc/self/fd/${fd}`;
 }
 
-/** The path for `name` inside the directory `dirfd` holds (one component: no slash, not . or ..). */
+/** The path for `name` inside the directory `dirfd` holds (one component, no slash, not ..; '.' is the directory itself). */
 export function at(dirfd: number, name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+  if (name === '' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new PierError(`internal: ${JSON.stringify(name)} is not a single path component`);
   }
   return `/proc/self/fd/${dirfd}/${name}`;

@@ -81,5 +81,5 @@ test('create makes missing directories inside the root, through its links', () =
 });
 
 test('at() takes one component only', () => {
-  for (const bad of ['', '..', 'a/b']) assert.throws(() => at(fd, bad), /not one path component/);
+  for (const bad of ['', '..', 'a/b']) assert.throws(() => at(fd, bad), /not a single path component/);
 });

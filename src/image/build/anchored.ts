@@ -11,33 +11,20 @@
  */
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { PierError, errnoOf } from '../../common/errors.ts';
+import { at, lstatAt, openDirAt, openHostDir, procFd } from '../../common/rooted.ts';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
-/** A directory, and never through a symlink (ELOOP/ENOTDIR instead). */
-const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = constants;
 /** O_NONBLOCK: a FIFO swapped in after the lstat must not hang the build. */
 const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
 /** The kernel's own limit (MAXSYMLINKS). */
 const MAX_LINKS = 40;
 
-/** `name` (one component, or "." for the directory itself) in the directory open as `dirFd`. */
-export function at(dirFd: number, name: string): string {
-  if (name === '' || name === '..' || name.includes('/')) throw new Error(`internal: ${JSON.stringify(name)} is not one path component`);
-  return `/proc/self/fd/${dirFd}/${name}`;
-}
-
-/** The path of an open fd itself, for calls that take a path (copyFileSync, readdirSync). */
-export function fdPath(fd: number): string {
-  return `/proc/self/fd/${fd}`;
-}
+/** The one-name and fd primitives are the shared ones (common/rooted.ts); what is here is the build's walk. */
+export { at, lstatAt, openDirAt, procFd as fdPath } from '../../common/rooted.ts';
 
 /** Open a tree's root: a host path the build chose (the context it was given, a mount it made). */
 export function openRoot(path: string): number {
-  return openSync(path, O_RDONLY | O_DIRECTORY);
-}
-
-export function openDirAt(dirFd: number, name: string): number {
-  return openSync(at(dirFd, name), DIR_FLAGS);
+  return openHostDir(path);
 }
 
 /** A regular file in `dirFd`, opened without following a symlink, and its fstat. */
@@ -51,23 +38,13 @@ export function openFileAt(dirFd: number, name: string): { fd: number; st: Stats
   return { fd, st };
 }
 
-/** lstat of one name in a directory; undefined when it does not exist. */
-export function lstatAt(dirFd: number, name: string): Stats | undefined {
-  try {
-    return lstatSync(at(dirFd, name));
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 export function readlinkAt(dirFd: number, name: string): string {
   return readlinkSync(at(dirFd, name));
 }
 
 /** The names in an open directory, sorted (so hashes and layers do not depend on readdir order). */
 export function namesOf(dirFd: number): string[] {
-  return readdirSync(fdPath(dirFd)).sort();
+  return readdirSync(procFd(dirFd)).sort();
 }
 
 /** Where a path led: `name` in the directory `dir` (an fd the caller closes), and its lstat. */
