@@ -189,20 +189,24 @@ test('a host user can neither run a container\'s set-id file as root nor read im
   e.ok(['rm', '-f', 'victim']);
 });
 
-test('a build step\'s / is suid,dev inside (the host\'s mount of it is nosuid,nodev: see the snapshotter test)', { skip, timeout: 300_000 }, () => {
+test('a build step\'s / is suid,dev inside and a set-id program elevates there, as in docker build (the host\'s mount of it is nosuid,nodev: see the snapshotter test)', { skip, timeout: 300_000 }, () => {
   const e = testEngine();
   engines.push(e);
   const ctx = join(work, 'ctx-build');
   mkdirSync(ctx, { recursive: true });
+  euidProgram(ctx);
   writeFileSync(join(ctx, 'Containerfile'), [
     'FROM busybox:latest',
+    'COPY euid /euid',
+    'RUN chmod 4755 /euid',
     'USER 1000',
-    `RUN awk '$5 == "/" { print "root-mount " $6 }' /proc/self/mountinfo && id -u`,
+    `RUN awk '$5 == "/" { print "root-mount " $6 }' /proc/self/mountinfo && id -u && /euid`,
   ].join('\n') + '\n');
   const r = e.pier(['build', '--no-cache', '-t', 'perms-build:1', ctx], { timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const out = r.stdout + r.stderr;
   assert.match(out, /^1000$/m, `the step runs as uid 1000: ${out}`);
+  assert.match(out, /^euid=0$/m, `a set-id program works in a RUN step (docker leaves no_new_privs off): ${out}`);
   const line = /^root-mount (\S+)$/m.exec(out);
   assert.ok(line, out);
   assert.ok(!line[1].split(',').includes('nosuid') && !line[1].split(',').includes('nodev'), `a RUN step's / is suid,dev: ${line[1]}`);

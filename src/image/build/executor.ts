@@ -643,6 +643,9 @@ export class Builder {
         this.err(ins, messageOf(err));
       }
       spec.process!.terminal = false;
+      // As docker build: no_new_privs off, so a RUN step's sudo or su works (the image's own set-id
+      // programs; the host's mount of this rootfs is nosuid, so they elevate only inside).
+      spec.process!.noNewPrivileges = false;
       await this.networkSpec(spec, bundle, ins, sandbox);
       writeBundle(bundle, spec);
       const out = this.opts.runOutput ?? ['inherit', 'inherit'];
