@@ -16,18 +16,16 @@
  * Writes are synchronous on purpose: decompression runs on libuv's pool meanwhile, and one sync call
  * per syscall is far cheaper than a promise per syscall for the thousands of small files of a rootfs.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, symlinkSync, writevSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Header } from 'tar-stream';
 import type { Readable } from 'node:stream';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import { fsx, type PierFs } from '../../common/fsx.ts';
-import { decompressed } from './decompress.ts';
 import { O_PATH, Scope, at, lstatAt, openDirAt, procFd, removeAt, type Dir } from '../../common/rooted.ts';
 import { DirCache, type HeldDir } from './dircache.ts';
 import { baseOf, normalizeEntry, parentOf } from './safepath.ts';
-import { createExtract, toEntry, type TarEntry } from './tar-read.ts';
+import { readTar, toEntry, type EntryBody, type TarEntry } from './tar-read.ts';
 
 /** 'plain': files as they are, no whiteouts (what `pier cp` puts into a container); else as 'apply'. */
 export type ApplyFormat = 'overlay' | 'apply' | 'plain';
@@ -53,10 +51,6 @@ const FLUSH_AT = 8 << 20;
 const MAX_INFLIGHT = 16;
 const O_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-/** The part of tar-stream's entry stream we use. */
-interface EntryBody {
-  on(ev: string, fn: (x?: unknown) => void): unknown;
-}
 
 function writeAll(fd: number, chunks: Buffer[]): void {
   let bufs = chunks;
@@ -415,45 +409,13 @@ export async function applyLayerAt(input: Readable, scope: Scope, base: Dir, opt
 }
 
 async function run(ap: Applier, input: Readable, opts: ApplyOptions): Promise<ApplyResult> {
-  const { stream: src } = await decompressed(input);
-  const hash = createHash('sha256');
-  const extract = createExtract();
-
-  extract.on('entry', (header, body, next) => {
-    ap.entries++;
-    // next(err) destroys the extractor, and with it this entry's body: its error is already ours.
-    body.on('error', () => {});
-    ap.handle(header, body).then(() => next(), (err: unknown) => {
-      next(err instanceof PierError ? err : new PierError(`layer entry "${header.name}": ${messageOf(err)}`, { cause: err }));
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    let failed = false;
-    const onError = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      src.destroy();
-      extract.destroy();
-      reject(err instanceof PierError ? err : new PierError(`cannot read layer: ${messageOf(err)}`, { cause: err }));
-    };
-    src.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
-      if (!extract.write(chunk)) src.pause();
-    });
-    extract.on('drain', () => src.resume());
-    src.on('end', () => (extract as unknown as { end(): void }).end());
-    src.on('error', onError);
-    extract.on('error', onError);
-    extract.on('finish', () => { if (!failed) resolve(); });
-  }).catch(async (err: unknown) => {
+  const diffId = await readTar(input, 'layer', (header, body) => { ap.entries++; return ap.handle(header, body); }).catch(async (err: unknown) => {
     // Let writes already in flight settle, so nothing touches the target after we report.
     await Promise.allSettled([...ap.inflight.values()]);
     throw err;
   });
   await ap.drain();
   ap.done();
-  const diffId = `sha256:${hash.digest('hex')}`;
   if (opts.diffId && opts.diffId !== diffId) {
     throw new PierError(`layer diffID mismatch: expected ${opts.diffId}, got ${diffId}`);
   }

@@ -6,19 +6,14 @@
  * instead of when someone first runs it. (What depends on the tree the layer lands on, such as
  * symlinks on an entry's way, is resolved inside the rootfs at unpack and never escapes it.)
  */
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Header } from 'tar-stream';
 import { PierError, messageOf } from '../../common/errors.ts';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './apply.ts';
-import { decompressed } from './decompress.ts';
 import { baseOf, normalizeEntry } from './safepath.ts';
-import { createExtract, toEntry } from './tar-read.ts';
+import { readTar, toEntry } from './tar-read.ts';
 
 export async function checkLayer(input: Readable, label: string): Promise<{ diffId: string; entries: number }> {
-  const { stream: src } = await decompressed(input);
-  const hash = createHash('sha256');
-  const extract = createExtract();
   let entries = 0;
   const checkEntry = (header: Header): void => {
     const e = toEntry(header);
@@ -30,41 +25,17 @@ export async function checkLayer(input: Readable, label: string): Promise<{ diff
       const hidden = base.slice(WHITEOUT_PREFIX.length);
       if (hidden === '' || hidden === '.' || hidden === '..' || hidden.startsWith(WHITEOUT_PREFIX)) throw new PierError(`layer entry "${e.name}" is not a valid whiteout`);
     }
-    if (e.type === 'link') {
-      if (normalizeEntry(e.linkname, e.name) === '') throw new PierError(`layer entry "${e.name}" is a hard link to the root`);
-    }
+    if (e.type === 'link' && normalizeEntry(e.linkname, e.name) === '') throw new PierError(`layer entry "${e.name}" is a hard link to the root`);
   };
-  extract.on('entry', (header, body, next) => {
-    entries++;
-    body.on('error', () => {});
-    try {
+  try {
+    const diffId = await readTar(input, 'it', (header, body) => {
+      entries++;
       checkEntry(header);
-    } catch (err) {
-      next(err as Error);
-      return;
-    }
-    body.on('end', () => next());
-    body.resume();
-  });
-  await new Promise<void>((resolve, reject) => {
-    let failed = false;
-    const onError = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      src.destroy();
-      extract.destroy();
-      const why = err instanceof PierError ? err.message : `cannot read it: ${messageOf(err)}`;
-      reject(new PierError(`${label}: ${why}`, { cause: err }));
-    };
-    src.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
-      if (!extract.write(chunk)) src.pause();
+      // Headers only: the body is skipped.
+      return new Promise<void>((resolve) => { body.on('end', () => resolve()); body.resume(); });
     });
-    extract.on('drain', () => src.resume());
-    src.on('end', () => (extract as unknown as { end(): void }).end());
-    src.on('error', onError);
-    extract.on('error', onError);
-    extract.on('finish', () => { if (!failed) resolve(); });
-  });
-  return { diffId: `sha256:${hash.digest('hex')}`, entries };
+    return { diffId, entries };
+  } catch (err) {
+    throw new PierError(`${label}: ${messageOf(err)}`, { cause: err });
+  }
 }

@@ -3,8 +3,12 @@
  * give: `SCHILY.xattr.*` values as bytes (tar-stream decodes every PAX value as UTF-8, which
  * corrupts binary values such as security.capability), and mtime/uid/gid overrides.
  */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import type { Extract, Header } from 'tar-stream';
+import { PierError, messageOf } from '../../common/errors.ts';
+import { decompressed } from './decompress.ts';
 
 export type EntryType = 'file' | 'link' | 'symlink' | 'directory' | 'char' | 'block' | 'fifo';
 
@@ -121,4 +125,50 @@ export function toEntry(h: Header): TarEntry | undefined {
     devminor: h.devminor ?? 0,
     xattrs,
   };
+}
+
+/** An entry's body as a handler gets it (tar-stream's entry stream). */
+export interface EntryBody {
+  on(ev: string, fn: (x?: unknown) => void): unknown;
+  resume(): unknown;
+}
+
+/**
+ * Read a layer (plain, gzip or zstd): each entry goes to `onEntry` in order, the next one only once
+ * its promise settles; resolves with the diffID (sha256 of the uncompressed tar) when the tar ends.
+ * A failure — a rejected `onEntry`, a corrupt stream — is one PierError (`cannot read <what>: …`
+ * for the stream's own); reading stops there.
+ */
+export async function readTar(input: Readable, what: string, onEntry: (header: Header, body: EntryBody) => Promise<void>): Promise<string> {
+  const { stream: src } = await decompressed(input);
+  const hash = createHash('sha256');
+  const extract = createExtract();
+  extract.on('entry', (header, body, next) => {
+    // next(err) destroys the extractor, and with it this entry's body: its error is already ours.
+    body.on('error', () => {});
+    // A handler that throws at once is a rejection like any other.
+    Promise.resolve().then(() => onEntry(header, body)).then(() => next(), (err: unknown) => {
+      next(err instanceof PierError ? err : new PierError(`layer entry "${header.name}": ${messageOf(err)}`, { cause: err }));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    let failed = false;
+    const onError = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      src.destroy();
+      extract.destroy();
+      reject(err instanceof PierError ? err : new PierError(`cannot read ${what}: ${messageOf(err)}`, { cause: err }));
+    };
+    src.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      if (!extract.write(chunk)) src.pause();
+    });
+    extract.on('drain', () => src.resume());
+    src.on('end', () => (extract as unknown as { end(): void }).end());
+    src.on('error', onError);
+    extract.on('error', onError);
+    extract.on('finish', () => { if (!failed) resolve(); });
+  });
+  return `sha256:${hash.digest('hex')}`;
 }
