@@ -8,37 +8,15 @@
  * between rounds (not timed).
  * Usage: node bench/cp.ts [N]   (root; after scripts/test's setup installed podman)
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { removeBridge } from '../test/helpers/engine.ts';
+import { busyboxInBoth, median, peers } from './engine-common.ts';
 
 const N = Number(process.argv[2] ?? 7);
-const top = join(import.meta.dirname, '..');
-const PIER = process.env.PIER_BIN ?? join(top, 'bin', 'pier');
-
-const dir = `/var/tmp/pier-bench-cp-${process.pid}`;
-mkdirSync(dir);
-const pierEnv = { ...process.env, PIER_ROOT: join(dir, 'pier-root'), PIER_RUN: join(dir, 'pier-run'), PIER_BRIDGE: 'pierb1', PIER_BRIDGE_SUBNET: '10.82.0.0/16' };
-const conf = join(dir, 'containers.conf');
-writeFileSync(conf, '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n');
-const podmanEnv = { ...process.env, CONTAINERS_CONF: conf };
-const podmanBase = ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-runroot'), '--storage-driver', 'overlay',
-  '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
-
-function must(bin: string, args: string[], env: NodeJS.ProcessEnv): string {
-  const r = spawnSync(bin, args, { env, encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-const pier = (args: string[]) => must(PIER, args, pierEnv);
-const podman = (args: string[]) => must('podman', [...podmanBase, ...args], podmanEnv);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+const PIER = process.env.PIER_BIN ?? join(import.meta.dirname, '..', 'bin', 'pier');
+const peer = peers('cp', 'pierb1', '10.82.0.0/16', PIER);
+const { pier, podman, dir } = peer;
 
 function timed(fn: () => void): number {
   const t = process.hrtime.bigint();
@@ -49,10 +27,7 @@ function timed(fn: () => void): number {
 interface Case { name: string; pier: () => void; podman: () => void; reset: () => void }
 
 try {
-  pier(['image', 'bootstrap', 'busybox']);
-  pier(['image', 'export', '--output', join(dir, 'busybox-oci'), '--format', 'oci-dir', 'busybox']);
-  podman(['pull', '-q', `oci:${join(dir, 'busybox-oci')}:latest`]);
-  podman(['tag', podman(['images', '-q']).trim().split('\n')[0], 'localhost/busybox:latest']);
+  busyboxInBoth(peer);
   pier(['run', '-d', '--name', 'cp', 'busybox', 'sleep', '6000']);
   podman(['run', '-d', '--name', 'cp', 'localhost/busybox', 'sleep', '6000']);
 
@@ -110,12 +85,5 @@ try {
     '',
   ].join('\n'));
 } finally {
-  spawnSync(PIER, ['rm', '-f', 'cp'], { env: pierEnv });
-  const pid = spawnSync('cat', [join(dir, 'pier-run', 'pierd.pid')], { encoding: 'utf8' }).stdout.trim();
-  if (pid) try { process.kill(Number(pid), 'SIGTERM'); } catch { /* gone */ }
-  spawnSync('podman', [...podmanBase, 'rm', '-f', '-t', '0', '--all'], { env: podmanEnv });
-  spawnSync('podman', [...podmanBase, 'system', 'reset', '--force'], { env: podmanEnv });
-  removeBridge('pierb1');
-  for (const m of spawnSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/self/mountinfo | sort -r`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) spawnSync('umount', ['-l', m.trim()]);
-  rmSync(dir, { recursive: true, force: true });
+  peer.close();
 }

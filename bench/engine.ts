@@ -7,39 +7,16 @@
  * Both daemons/stores are private to the run (temp dirs) and warmed up once.
  * Usage: node bench/engine.ts [N] [CONCURRENT] [ROUNDS]   (root; after scripts/test's setup installed podman)
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { removeBridge } from '../test/helpers/engine.ts';
+import { busyboxInBoth, median, peers } from './engine-common.ts';
 
 const N = Number(process.argv[2] ?? 20);
 const C = Number(process.argv[3] ?? 100);
 const R = Number(process.argv[4] ?? 3);
-const top = join(import.meta.dirname, '..');
-const PIER = join(top, 'bin', 'pier');
-
-// Lower case only: podman takes the oci: path as part of an image name.
-const dir = `/var/tmp/pier-bench-engine-${process.pid}`;
-mkdirSync(dir);
-const pierEnv = { ...process.env, PIER_ROOT: join(dir, 'pier-root'), PIER_RUN: join(dir, 'pier-run'), PIER_BRIDGE: 'pierb0', PIER_BRIDGE_SUBNET: '10.83.0.0/16' };
-const conf = join(dir, 'containers.conf');
-writeFileSync(conf, '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n');
-const podmanEnv = { ...process.env, CONTAINERS_CONF: conf };
-const podmanBase = ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-runroot'), '--storage-driver', 'overlay',
-  '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
-
-function must(bin: string, args: string[], env: NodeJS.ProcessEnv): string {
-  const r = spawnSync(bin, args, { env, encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-const pier = (args: string[]) => must(PIER, args, pierEnv);
-const podman = (args: string[]) => must('podman', [...podmanBase, ...args], podmanEnv);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+const PIER = join(import.meta.dirname, '..', 'bin', 'pier');
+const peer = peers('engine', 'pierb0', '10.83.0.0/16', PIER);
+const { pier, podman, pierEnv, podmanEnv, podmanBase } = peer;
 
 function timeSeq(fn: () => void): number {
   fn();
@@ -68,10 +45,7 @@ async function timeConcurrent(bin: string, base: string[], env: NodeJS.ProcessEn
 }
 
 try {
-  pier(['image', 'bootstrap', 'busybox']);
-  pier(['image', 'export', '--output', join(dir, 'busybox-oci'), '--format', 'oci-dir', 'busybox']);
-  podman(['pull', '-q', `oci:${join(dir, "busybox-oci")}:latest`]);
-  podman(['tag', podman(['images', '-q']).trim().split('\n')[0], 'localhost/busybox:latest']);
+  busyboxInBoth(peer);
 
   const pierRun = timeSeq(() => pier(['run', '--rm', 'busybox', 'true']));
   const podmanRun = timeSeq(() => podman(['run', '--rm', 'localhost/busybox', 'true']));
@@ -101,12 +75,5 @@ try {
     '',
   ].join('\n'));
 } finally {
-  spawnSync(PIER, ['rm', '-f', ...spawnSync(PIER, ['ps', '-aq'], { env: pierEnv, encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean)], { env: pierEnv });
-  const pid = spawnSync('cat', [join(dir, 'pier-run', 'pierd.pid')], { encoding: 'utf8' }).stdout.trim();
-  if (pid) try { process.kill(Number(pid), 'SIGTERM'); } catch { /* gone */ }
-  spawnSync('podman', [...podmanBase, 'rm', '-f', '-t', '0', '--all'], { env: podmanEnv });
-  spawnSync('podman', [...podmanBase, 'system', 'reset', '--force'], { env: podmanEnv });
-  removeBridge('pierb0');
-  for (const m of spawnSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/self/mountinfo | sort -r`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) spawnSync('umount', ['-l', m.trim()]);
-  rmSync(dir, { recursive: true, force: true });
+  peer.close();
 }
