@@ -1,7 +1,7 @@
 /** The shim's json-file log: docker's line format, 16 KiB partials, rotation, and readLogs (tail, since, follow). */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JsonLog, readLogs, formatTime, parseTime, rotatedFiles, type LogEntry } from '../../src/engine/shim/jsonlog.ts';
@@ -125,4 +125,50 @@ test('follow ends on abort; an exited container just reads', async () => {
   assert.deepEqual(await p, []);
   writeFileSync(join(d, 'exit.json'), '{}');
   assert.deepEqual(await collect(readLogs(path, { follow: true })), []);
+});
+
+/** Settles with `p`, or rejects after `ms` (a follower that never ends fails the test). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: still following after ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(t));
+}
+
+/** This process's fds to a deleted file under dir. */
+const deletedUnder = (dir: string) => readdirSync('/proc/self/fd').flatMap((fd) => {
+  try { const t = readlinkSync(`/proc/self/fd/${fd}`); return t.startsWith(dir) && t.endsWith(' (deleted)') ? [t] : []; } catch { return []; }
+});
+
+test('follow ends when stop aborts, with the log removed and no exit file ever: all entries, no fd left', async () => {
+  for (let round = 0; round < 20; round++) {
+    const d = tmp();
+    const path = join(d, 'container.log');
+    const log = new JsonLog({ path });
+    log.write('stdout', Buffer.from('first\n'));
+    const stop = new AbortController();
+    const seen: string[] = [];
+    const done = (async () => { for await (const e of readLogs(path, { follow: true, stop: stop.signal })) seen.push(e.log); })();
+    // what pierd's removal does: the record (log, and the exit file the follower waits for) goes
+    await new Promise((r) => setTimeout(r, round % 4 * 10));
+    log.write('stdout', Buffer.from('last\n'));
+    log.close();
+    rmSync(d, { recursive: true, force: true });
+    stop.abort();
+    await within(done, 10_000, `round ${round}`);
+    assert.deepEqual(seen, ['first\n', 'last\n'], `round ${round}`);
+    assert.deepEqual(deletedUnder(d), [], `round ${round}: the deleted log is still open`);
+  }
+});
+
+test('a stop aborted before following starts reads what there is and returns', async () => {
+  const d = tmp();
+  const path = join(d, 'container.log');
+  const log = new JsonLog({ path });
+  log.write('stdout', Buffer.from('only\n'));
+  log.close();
+  const stop = new AbortController();
+  stop.abort();
+  const got = await within(collect(readLogs(path, { follow: true, stop: stop.signal })), 10_000, 'follower');
+  assert.deepEqual(got.map((e) => e.log), ['only\n']);
+  assert.deepEqual(deletedUnder(d), []);
 });

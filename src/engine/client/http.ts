@@ -15,12 +15,22 @@ export interface RawResponse {
   body: Socket;
 }
 
-export function rawRequest(socketPath: string, method: string, path: string, body?: string): Promise<RawResponse> {
+/**
+ * One request. `signal` ends it at any point: before the answer the promise rejects with an
+ * AbortError, after it the body socket is destroyed with one (a reader of it then throws).
+ */
+export function rawRequest(socketPath: string, method: string, path: string, body?: string, signal?: AbortSignal): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) { reject(abortError()); return; }
     const sock = connect(socketPath);
     let head = Buffer.alloc(0);
     let done = false;
     const fail = (err: unknown) => { if (!done) { done = true; sock.destroy(); reject(err); } };
+    if (signal) {
+      const onAbort = () => { if (done) sock.destroy(abortError()); else fail(abortError()); };
+      signal.addEventListener('abort', onAbort, { once: true });
+      sock.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
     sock.once('error', fail);
     sock.once('connect', () => {
       const payload = body === undefined ? '' : body;
@@ -54,4 +64,8 @@ export function rawRequest(socketPath: string, method: string, path: string, bod
     sock.on('data', onData);
     sock.once('end', () => fail(new PierError('pierd closed the connection without an answer')));
   });
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('the request was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
 }

@@ -30,6 +30,8 @@ export interface BuildSandboxLease extends BuildSandboxInfo {
   release(): Promise<void>;
 }
 
+export interface RequestOptions { signal?: AbortSignal }
+
 /** pierd answered an error: its message, and the HTTP status (404: what was named does not exist). */
 export class EngineApiError extends PierError {
   readonly status: number;
@@ -63,9 +65,9 @@ export class EngineClient {
   }
 
   /** Send (starting the daemon once if the socket has nobody behind it). */
-  private async send(method: string, path: string, body?: unknown): Promise<RawResponse> {
+  private async send(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<RawResponse> {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    return this.retrying(() => rawRequest(this.paths.socket, method, `${API_PREFIX}${path}`, data));
+    return this.retrying(() => rawRequest(this.paths.socket, method, `${API_PREFIX}${path}`, data, signal));
   }
 
   private async retrying<T>(fn: () => Promise<T>): Promise<T> {
@@ -79,8 +81,9 @@ export class EngineClient {
     }
   }
 
-  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.send(method, path, body);
+  /** One request and its JSON answer; `signal` abandons it (AbortError) wherever it is. */
+  async json<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, body, opts.signal);
     const text = await readAll(res.body);
     const value = text ? (JSON.parse(text) as unknown) : undefined;
     if ((res.statusCode ?? 500) >= 400) {
@@ -90,9 +93,9 @@ export class EngineClient {
     return value as T;
   }
 
-  /** An NDJSON stream; errors before the stream starts are thrown. */
-  async *stream(method: string, path: string, body?: unknown): AsyncGenerator<StreamLine> {
-    const res = await this.send(method, path, body);
+  /** An NDJSON stream; errors before the stream starts are thrown; `signal` ends it (AbortError). */
+  async *stream(method: string, path: string, body?: unknown, opts: RequestOptions = {}): AsyncGenerator<StreamLine> {
+    const res = await this.send(method, path, body, opts.signal);
     if (res.statusCode >= 400) {
       const text = await readAll(res.body);
       let msg = `pierd answered ${res.statusCode}`;

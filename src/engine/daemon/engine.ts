@@ -41,9 +41,15 @@ interface Live {
   client?: ShimClient;
   restartTimer?: NodeJS.Timeout;
   backoffMs: number;
-  waiters: ((e: ExitInfo) => void)[];
+  /** Called with the next exit; with undefined when the container is removed without one. */
+  waiters: ((e: ExitInfo | undefined) => void)[];
   /** Streams still reading this run's log: --rm waits for them before deleting it. */
   readers: Set<Promise<void>>;
+  /**
+   * Aborted when the container is removed: every log follower and attached stream of it ends
+   * then, and closes its fds to the log (an exit file it may wait for goes with the record).
+   */
+  gone: AbortController;
 }
 
 export interface EngineOptions {
@@ -122,7 +128,7 @@ export class Engine extends EventEmitter {
 
   private liveOf(id: string): Live {
     let l = this.live.get(id);
-    if (!l) this.live.set(id, (l = { backoffMs: 0, waiters: [], readers: new Set() }));
+    if (!l) this.live.set(id, (l = { backoffMs: 0, waiters: [], readers: new Set(), gone: new AbortController() }));
     return l;
   }
 
@@ -512,8 +518,8 @@ export class Engine extends EventEmitter {
   async *runAttached(ref: string, signal: AbortSignal): AsyncGenerator<StreamLine> {
     const rec = this.get(ref);
     const l = this.liveOf(rec.id);
-    let onExit!: (e: ExitInfo) => void;
-    const exit = new Promise<ExitInfo>((r) => { onExit = r; });
+    let onExit!: (e: ExitInfo | undefined) => void;
+    const exit = new Promise<ExitInfo | undefined>((r) => { onExit = r; });
     l.waiters.push(onExit);
     let done!: () => void;
     const reader = new Promise<void>((r) => { done = r; });
@@ -527,7 +533,9 @@ export class Engine extends EventEmitter {
         throw err;
       }
       yield { progress: 'started' };
-      for await (const entry of readLogs(rec.logPath, { follow: true, since, signal, exitFile: join(this.dir(rec.id), 'exit.json') })) {
+      // removal ends the follower too (what the log holds by then is still read): the exit file
+      // it would wait for goes with the record
+      for await (const entry of readLogs(rec.logPath, { follow: true, since, signal, stop: l.gone.signal, exitFile: join(this.dir(rec.id), 'exit.json') })) {
         yield { entry };
       }
     } finally {
@@ -535,7 +543,9 @@ export class Engine extends EventEmitter {
       done();
     }
     if (signal.aborted) return;
-    yield { exit: await exit };
+    // removal settles the waiter too: with the exit if it came first, else without one
+    const e = await exit;
+    yield e ? { exit: e } : { error: `container ${rec.name} was removed` };
   }
 
   // ---- stop / kill / pause ---------------------------------------------------------------------
@@ -547,13 +557,14 @@ export class Engine extends EventEmitter {
     if (st !== 'running' && st !== 'paused' && st !== 'restarting') {
       return Promise.resolve({ exitCode: rec.state.exitCode ?? 0, oomKilled: rec.state.oomKilled, ...(rec.state.error ? { error: rec.state.error } : {}) });
     }
-    return new Promise((resolve) => this.liveOf(rec.id).waiters.push(resolve));
+    return new Promise((resolve, reject) => this.liveOf(rec.id).waiters.push((e) => (e ? resolve(e) : reject(new ApiError(404, `container ${rec.name} was removed`)))));
   }
 
-  /** Resolves at the next exit, or right away when not running. */
+  /** Resolves at the next exit (or the removal), or right away when not running. */
   private nextExit(rec: ContainerInfo): Promise<ExitInfo> {
-    if (rec.state.status !== 'running' && rec.state.status !== 'paused') return Promise.resolve({ exitCode: rec.state.exitCode ?? 0, oomKilled: rec.state.oomKilled });
-    return new Promise((resolve) => this.liveOf(rec.id).waiters.push(resolve));
+    const now = (): ExitInfo => ({ exitCode: rec.state.exitCode ?? 0, oomKilled: rec.state.oomKilled });
+    if (rec.state.status !== 'running' && rec.state.status !== 'paused') return Promise.resolve(now());
+    return new Promise((resolve) => this.liveOf(rec.id).waiters.push((e) => resolve(e ?? now())));
   }
 
   async stop(ref: string, timeoutSec?: number): Promise<ContainerInfo> {
@@ -624,27 +635,37 @@ export class Engine extends EventEmitter {
   // ---- remove ----------------------------------------------------------------------------------
 
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    const rec = this.get(ref);
-    const st = rec.state.status;
-    if (st === 'running' || st === 'paused' || st === 'restarting') {
-      if (!opts.force) throw conflict(`container ${rec.name} is ${st}: stop it first or use --force`);
-      rec.config.autoRemove = false;
-      const l = this.liveOf(rec.id);
-      if (l.restartTimer) { clearTimeout(l.restartTimer); l.restartTimer = undefined; }
-      rec.state.manuallyStopped = true;
-      this.save(rec);
-      // A restart whose timer already fired may be starting it: let that turn of the lock settle.
-      if (st === 'restarting') await this.locked(rec.id, async () => undefined);
-      if (rec.state.status === 'running' || rec.state.status === 'paused') {
-        const exit = this.nextExit(rec);
-        await this.driver(rec).kill(rec.id, 'SIGKILL').catch(() => undefined);
-        await exit;
-      }
+    const id = this.get(ref).id;
+    // Each turn of the lock either removes a container that is not running or, with force, marks a
+    // running one (no --rm, no restart) and kills it outside the lock, whose exit needs the lock.
+    // A start queued before the removal (`run` racing `rm -f`) makes a created container running
+    // between the two: then the next turn finds it running and kills it first.
+    for (;;) {
+      const running = await this.locked(id, async () => {
+        const cur = this.records.find(id);
+        if (!cur) return undefined;
+        const st = cur.state.status;
+        if (st !== 'running' && st !== 'paused' && st !== 'restarting') {
+          await this.removeLocked(cur, opts);
+          return undefined;
+        }
+        if (!opts.force) throw conflict(`container ${cur.name} is ${st}: stop it first or use --force`);
+        const l = this.liveOf(id);
+        if (l.restartTimer) { clearTimeout(l.restartTimer); l.restartTimer = undefined; }
+        cur.config.autoRemove = false;
+        cur.state.manuallyStopped = true;
+        // restarting: nothing runs, and the timer's start (queued or not) sees the stop and stays put
+        if (st === 'restarting') cur.state.status = 'exited';
+        this.save(cur);
+        return st === 'restarting' ? { rec: cur, exit: Promise.resolve() } : { rec: cur, exit: this.nextExit(cur).then(() => undefined) };
+      });
+      if (!running) return;
+      const drv = this.driver(running.rec);
+      // a frozen container takes the SIGKILL only once thawed (cgroup v1 freezer)
+      if (running.rec.state.status === 'paused') await drv.resume(id).catch(() => undefined);
+      await drv.kill(id, 'SIGKILL').catch(() => undefined);
+      await running.exit;
     }
-    await this.locked(rec.id, async () => {
-      const cur = this.records.find(rec.id);
-      if (cur) await this.removeLocked(cur, opts);
-    });
   }
 
   private async removeLocked(rec: ContainerInfo, opts: { volumes?: boolean }): Promise<void> {
@@ -661,7 +682,14 @@ export class Engine extends EventEmitter {
     }
     rmSync(rec.shimSocket, { force: true });
     this.records.delete(rec.id);
+    const l = this.live.get(rec.id);
     this.live.delete(rec.id);
+    if (l) {
+      if (l.restartTimer) clearTimeout(l.restartTimer);
+      // followers and attached streams end now; waiters that got no exit learn of the removal
+      l.gone.abort();
+      for (const w of l.waiters.splice(0)) w(undefined);
+    }
     this.emit('event', { type: 'destroy', id: rec.id, name: rec.name });
   }
 
@@ -674,7 +702,9 @@ export class Engine extends EventEmitter {
   logs(ref: string, opts: { follow?: boolean; tail?: number; since?: Date; until?: Date; signal?: AbortSignal }): AsyncIterable<LogEntry> {
     const rec = this.get(ref);
     const running = rec.state.status === 'running' || rec.state.status === 'paused' || rec.state.status === 'restarting';
-    return readLogs(rec.logPath, { ...opts, follow: Boolean(opts.follow && running), exitFile: join(this.dir(rec.id), 'exit.json') });
+    const follow = Boolean(opts.follow && running);
+    // a follower ends when the container is removed, as at its exit (the exit file goes with it)
+    return readLogs(rec.logPath, { ...opts, follow, ...(follow ? { stop: this.liveOf(rec.id).gone.signal } : {}), exitFile: join(this.dir(rec.id), 'exit.json') });
   }
 
   async top(ref: string): Promise<{ titles: string[]; processes: string[][] }> {

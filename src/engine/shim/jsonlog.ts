@@ -198,6 +198,11 @@ export interface ReadLogsOptions {
   /** prefix each entry's log with its time and a space, as `docker logs -t` prints it */
   timestamps?: boolean;
   signal?: AbortSignal;
+  /**
+   * following ends once this aborts, as at the exit file: what the file holds by then is read, then
+   * the reader returns and closes it (pierd aborts it when the container is removed, exit file and all)
+   */
+  stop?: AbortSignal;
   /** following stops once this file exists (default: exit.json next to the log) */
   exitFile?: string;
   /** how often following re-checks without a file-system event, ms */
@@ -274,8 +279,8 @@ async function openOpt(path: string): Promise<{ fh: FileHandle; ino: number; pos
 
 /**
  * Entries of a json-file log, oldest first, across rotated files. With follow it goes on yielding
- * new entries (across rotations) until the exit file appears (then drains what is left) or the
- * signal aborts.
+ * new entries (across rotations) until the exit file appears or `stop` aborts (then drains what is
+ * left) or the signal aborts. Every file it opened is closed when it returns.
  */
 export async function* readLogs(path: string, opts: ReadLogsOptions = {}): AsyncGenerator<LogEntry> {
   const exitFile = opts.exitFile ?? join(dirname(path), 'exit.json');
@@ -369,6 +374,7 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       } catch { /* no such dir yet: polling covers it */ }
     }
     opts.signal?.addEventListener('abort', poke, { once: true });
+    opts.stop?.addEventListener('abort', poke, { once: true });
     const drain = async function* (): AsyncGenerator<LogEntry> {
       if (!cur) return;
       const size = (await cur.fh.stat()).size;
@@ -390,7 +396,8 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     try {
       for (;;) {
         if (opts.signal?.aborted || done) return;
-        const exited = existsSync(exitFile);
+        // stop before the drain, as the exit file: what was written before it is all read
+        const exited = opts.stop?.aborted || existsSync(exitFile);
         yield* drain();
         if (done) return;
         const moved = yield* switched();
@@ -403,12 +410,15 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
         if (exited) return;
         // a ref'd timer: a `logs -f` process has nothing else keeping its event loop alive
         await new Promise<void>((resolve) => {
+          // an abort while the drain above ran found nobody waiting: do not sleep past it
+          if (opts.signal?.aborted || opts.stop?.aborted) { resolve(); return; }
           const t = setTimeout(() => { wake = undefined; resolve(); }, opts.pollMs ?? 250);
           wake = () => { clearTimeout(t); resolve(); };
         });
       }
     } finally {
       opts.signal?.removeEventListener('abort', poke);
+      opts.stop?.removeEventListener('abort', poke);
       for (const w of watchers) w.close();
     }
   } finally {
