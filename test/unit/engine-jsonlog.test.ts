@@ -148,6 +148,8 @@ test('follow ends when stop aborts, with the log removed and no exit file ever: 
     const stop = new AbortController();
     const seen: string[] = [];
     const done = (async () => { for await (const e of readLogs(path, { follow: true, stop: stop.signal })) seen.push(e.log); })();
+    // The follower is under way (it has the file open) before the removal, as in pierd.
+    for (let i = 0; i < 500 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 2));
     // what pierd's removal does: the record (log, and the exit file the follower waits for) goes
     await new Promise((r) => setTimeout(r, round % 4 * 10));
     log.write('stdout', Buffer.from('last\n'));
