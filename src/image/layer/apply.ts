@@ -37,6 +37,7 @@ export interface ApplyOptions {
 }
 
 export interface ApplyResult {
+  /** '' for the 'plain' format (not a layer: nothing to check it against). */
   diffId: string;
   entries: number;
 }
@@ -409,7 +410,7 @@ export async function applyLayerAt(input: Readable, scope: Scope, base: Dir, opt
 }
 
 async function run(ap: Applier, input: Readable, opts: ApplyOptions): Promise<ApplyResult> {
-  const diffId = await readTar(input, 'layer', (header, body) => { ap.entries++; return ap.handle(header, body); }).catch(async (err: unknown) => {
+  const diffId = await readTar(input, 'layer', (header, body) => { ap.entries++; return ap.handle(header, body); }, { digest: opts.format !== 'plain' }).catch(async (err: unknown) => {
     // Let writes already in flight settle, so nothing touches the target after we report.
     await Promise.allSettled([...ap.inflight.values()]);
     throw err;

@@ -135,13 +135,15 @@ export interface EntryBody {
 
 /**
  * Read a layer (plain, gzip or zstd): each entry goes to `onEntry` in order, the next one only once
- * its promise settles; resolves with the diffID (sha256 of the uncompressed tar) when the tar ends.
+ * its promise settles; resolves with the diffID (sha256 of the uncompressed tar; '' with digest
+ * false) when the tar ends.
  * A failure — a rejected `onEntry`, a corrupt stream — is one PierError (`cannot read <what>: …`
  * for the stream's own); reading stops there.
  */
-export async function readTar(input: Readable, what: string, onEntry: (header: Header, body: EntryBody) => Promise<void>): Promise<string> {
+export async function readTar(input: Readable, what: string, onEntry: (header: Header, body: EntryBody) => Promise<void>, opts: { digest?: boolean } = {}): Promise<string> {
   const { stream: src } = await decompressed(input);
-  const hash = createHash('sha256');
+  // A tar that is not a layer (pier cp's) needs no diffID, nor the sha256 pass over every byte.
+  const hash = opts.digest === false ? undefined : createHash('sha256');
   const extract = createExtract();
   extract.on('entry', (header, body, next) => {
     // next(err) destroys the extractor, and with it this entry's body: its error is already ours.
@@ -161,7 +163,7 @@ export async function readTar(input: Readable, what: string, onEntry: (header: H
       reject(err instanceof PierError ? err : new PierError(`cannot read ${what}: ${messageOf(err)}`, { cause: err }));
     };
     src.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
+      hash?.update(chunk);
       if (!extract.write(chunk)) src.pause();
     });
     extract.on('drain', () => src.resume());
@@ -170,5 +172,5 @@ export async function readTar(input: Readable, what: string, onEntry: (header: H
     extract.on('error', onError);
     extract.on('finish', () => { if (!failed) resolve(); });
   });
-  return `sha256:${hash.digest('hex')}`;
+  return hash ? `sha256:${hash.digest('hex')}` : '';
 }
