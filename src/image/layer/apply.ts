@@ -22,7 +22,7 @@ import type { Header } from 'tar-stream';
 import type { Readable } from 'node:stream';
 import { PierError, errnoOf, messageOf } from '../../common/errors.ts';
 import { fsx, type PierFs } from '../../common/fsx.ts';
-import { O_PATH, Scope, at, lstatAt, openDirAt, procFd, removeAt, type Dir } from '../../common/rooted.ts';
+import { Scope, at, lstatAt, procFd, removeAt, type Dir } from '../../common/rooted.ts';
 import { DirCache, type HeldDir } from './dircache.ts';
 import { baseOf, normalizeEntry, parentOf } from './safepath.ts';
 import { readTar, toEntry, type EntryBody, type TarEntry } from './tar-read.ts';
@@ -219,37 +219,23 @@ class Applier {
   }
 
   /**
-   * Owner, mode, mtime, then xattrs (chown would clear security.capability if it came after), on an
-   * fd of the node itself: a name swapped for a symlink in between cannot redirect any of it.
-   * `fd` is the open regular file, when there is one.
+   * Owner, mode, mtime, then xattrs (chown would clear security.capability if it came after). A
+   * regular file's are set on its own fd (`fd`); the root's on the base fd; anything else's by its
+   * one name in its directory's fd with calls that never follow a final symlink (lchown, fchmodat2
+   * with AT_SYMLINK_NOFOLLOW, utimensat likewise, lsetxattr): a name swapped for a symlink in
+   * between gets the change itself, or a refusal — never what it points to.
    */
   finish(e: TarEntry, p: Place | undefined, rel: string, fd?: number): void {
-    if (e.type === 'symlink') {
-      // A symlink has no fd to change it through; by name in its directory's fd, never following it.
-      const path = at(p!.dir.fd, p!.name);
-      this.fs.lsetmeta(path, e.uid, e.gid, -1, e.mtimeSec, e.mtimeNsec);
-      this.xattrs(e, (name, value) => this.fs.lsetxattr(path, name, value));
+    if (e.type === 'directory') this.dirTimes.push({ rel, entry: e.name, sec: e.mtimeSec, nsec: e.mtimeNsec });
+    const onFd = fd ?? (p ? undefined : this.base.fd);
+    if (onFd !== undefined) {
+      this.fs.fsetmeta(onFd, e.uid, e.gid, e.mode, e.mtimeSec, e.mtimeNsec);
+      this.xattrs(e, (name, value) => this.fs.fsetxattr(onFd, name, value));
       return;
     }
-    let own: number | undefined;
-    if (fd === undefined) {
-      if (!p) fd = this.base.fd; // the root entry
-      else own = fd = e.type === 'directory' ? openDirAt(p.dir.fd, p.name) : openSync(at(p.dir.fd, p.name), O_PATH | constants.O_NOFOLLOW);
-    }
-    try {
-      this.fs.fsetmeta(fd, e.uid, e.gid, e.mode, e.mtimeSec, e.mtimeNsec);
-      if (e.type === 'directory') this.dirTimes.push({ rel, entry: e.name, sec: e.mtimeSec, nsec: e.mtimeNsec });
-      if (e.type === 'file' || e.type === 'directory') {
-        const f = fd;
-        this.xattrs(e, (name, value) => this.fs.fsetxattr(f, name, value));
-      } else {
-        // Device nodes and fifos are only open as O_PATH, which takes no xattr calls.
-        const path = at(p!.dir.fd, p!.name);
-        this.xattrs(e, (name, value) => this.fs.lsetxattr(path, name, value));
-      }
-    } finally {
-      if (own !== undefined) closeSync(own);
-    }
+    const path = at(p!.dir.fd, p!.name);
+    this.fs.lsetmeta(path, e.uid, e.gid, e.type === 'symlink' ? -1 : e.mode, e.mtimeSec, e.mtimeNsec);
+    this.xattrs(e, (name, value) => this.fs.lsetxattr(path, name, value));
   }
 
   private xattrs(e: TarEntry, set: (name: string, value: Buffer) => void): void {
