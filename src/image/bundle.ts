@@ -2,7 +2,7 @@
  * bundle: an image config → the runtime spec pier-runtime runs (the runtime's default container, with
  * the image's command, environment, working dir and user), and the bundle dir holding it.
  */
-import { mkdirSync, readFileSync, lstatSync, readlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.ts';
 import { Scope, readFileIn } from '../common/rooted.ts';
@@ -71,32 +71,6 @@ export function writeBundle(dir: string, spec: Spec): string {
   const path = join(dir, 'config.json');
   writeFileAtomic(path, `${JSON.stringify(spec, null, 2)}\n`, { fsync: true });
   return path;
-}
-
-/**
- * Resolve an in-container path to a path relative to the rootfs, following symlinks as the container
- * would (absolute targets relative to the rootfs, `..` never above it), so a hostile image cannot
- * lead us to a host file. Missing components are kept as they are.
- */
-export function resolveInRoot(rootfs: string, path: string): string {
-  const parts = path.split('/').filter((p) => p && p !== '.');
-  const out: string[] = [];
-  let links = 0;
-  while (parts.length) {
-    const p = parts.shift()!;
-    if (p === '..') { out.pop(); continue; }
-    out.push(p);
-    let st;
-    try { st = lstatSync(join(rootfs, ...out)); } catch { continue; }
-    if (st.isSymbolicLink()) {
-      if (++links > 40) throw new PierError(`too many levels of symbolic links in ${path}`);
-      const target = readlinkSync(join(rootfs, ...out));
-      out.pop();
-      if (target.startsWith('/')) out.length = 0;
-      parts.unshift(...target.split('/').filter((x) => x && x !== '.'));
-    }
-  }
-  return out.join('/');
 }
 
 /** A text file of the rootfs by its in-container path, or undefined when it is absent. */

@@ -31,7 +31,7 @@ export type { GcResult } from './store/gc.ts';
 export type { ImportOptions, ImportedImage, ImportFormat, ExportFormat } from './transfer/index.ts';
 export { IMPORT_FORMATS } from './transfer/index.ts';
 export { applyLayer, applyLayerAt, archivePath, type ArchiveOptions } from './layer/index.ts';
-export { imageSpec, resolveUser, resolveInRoot, writeBundle, type ImageSpecOptions } from './bundle.ts';
+export { imageSpec, resolveUser, writeBundle, type ImageSpecOptions } from './bundle.ts';
 export type { Compression } from './layer/index.ts';
 export type { BusyboxOptions } from './bootstrap/busybox.ts';
 export type { DebianOptions } from './bootstrap/debian.ts';
