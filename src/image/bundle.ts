@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.ts';
 import { Scope, readFileIn } from '../common/rooted.ts';
-import { PierError, errnoOf } from '../common/errors.ts';
+import { PierError } from '../common/errors.ts';
 import { defaultSpec, ROOTFS_SUID_DEV_ANNOTATION } from '../runtime/index.ts';
 import type { Spec } from '../runtime/index.ts';
 import type { ImageConfig } from './oci/index.ts';
