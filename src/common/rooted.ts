@@ -111,8 +111,12 @@ export interface ScopeMount {
 export interface ResolveOptions {
   /** Follow a symlink in the last component too (default: the last component is taken as it is). */
   followLast?: boolean;
-  /** Make missing directories on the way (mode 0755), as an unpacker must. */
+  /** Follow symlinks before the last component (default); off, a link on the way is ENOTDIR. */
+  followInner?: boolean;
+  /** Make missing directories on the way, as an unpacker must. */
   create?: boolean;
+  /** Their mode (default 0755). */
+  createMode?: number;
   /** Start from this directory instead of the root (a relative `path` is taken from it). */
   base?: Dir;
 }
@@ -121,7 +125,12 @@ export interface ResolveOptions {
 export interface Resolved {
   dir: Dir;
   name: string;
+  /** A symlink on the way pointed out of the scope (an absolute target, or `..` above its root). */
+  escaped: boolean;
 }
+
+/** A resolution error: Node's shape (code, path: where in the scope it failed) and whether a link tried to leave. */
+export type ResolveFailure = NodeJS.ErrnoException & { escaped: boolean };
 
 /** Split a path into components, dropping empty and '.' ones ('..' is kept: the walk handles it). */
 function components(path: string): string[] {
@@ -208,6 +217,8 @@ export class Scope {
       else stack.push({ fd: reopenDir(opts.base.fd), path: opts.base.path });
       let todo = components(path);
       let links = 0;
+      let escaped = false;
+      const fail = (code: 'ENOENT' | 'ENOTDIR' | 'ELOOP', where: string): ResolveFailure => Object.assign(pathError(code, where), { escaped });
       while (todo.length) {
         const name = todo[0];
         const last = todo.length === 1;
@@ -215,6 +226,7 @@ export class Scope {
         if (name === '..') {
           todo = todo.slice(1);
           if (stack.length > 1) closeSync(stack.pop()!.fd);
+          else escaped = true;
           continue;
         }
         const here = join(top.path, name);
@@ -222,15 +234,15 @@ export class Scope {
         if (mount) {
           if (mount.name !== undefined) {
             // A bind-mounted file: only ever the last component.
-            if (!last) throw pathError('ENOTDIR', here);
+            if (!last) throw fail('ENOTDIR', here);
             const dir: Dir = { fd: reopenDir(mount.fd), path: top.path };
             closeAll();
-            return { dir, name: mount.name };
+            return { dir, name: mount.name, escaped };
           }
           if (last) {
             const dir = { fd: reopenDir(mount.fd), path: here };
             closeAll();
-            return { dir, name: '' };
+            return { dir, name: '', escaped };
           }
           stack.push({ fd: reopenDir(mount.fd), path: here });
           todo = todo.slice(1);
@@ -239,7 +251,7 @@ export class Scope {
         if (last && !opts.followLast) {
           const dir = stack.pop()!;
           closeAll();
-          return { dir, name };
+          return { dir, name, escaped };
         }
         let fd: number | undefined;
         try {
@@ -247,8 +259,8 @@ export class Scope {
         } catch (err) {
           const code = errnoOf(err);
           if (code === 'ENOENT' && opts.create && !last) {
-            if (++links > MAX_LINKS) throw pathError('ELOOP', here); // made and gone again, over and over
-            try { mkdirSync(at(top.fd, name), { mode: 0o755 }); } catch (e) { if (errnoOf(e) !== 'EEXIST') throw e; }
+            if (++links > MAX_LINKS) throw fail('ELOOP', here); // made and gone again, over and over
+            try { mkdirSync(at(top.fd, name), { mode: opts.createMode ?? 0o755 }); } catch (e) { if (errnoOf(e) !== 'EEXIST') throw e; }
             continue; // open it (or follow what raced in) on the next turn
           }
           if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENOENT') {
@@ -256,11 +268,12 @@ export class Scope {
             // Swapped for a directory since the open (a tree that changes under us): open it again.
             // Each retry counts as a link followed, so a swapper cannot keep us here forever.
             if (st?.isDirectory()) {
-              if (++links > MAX_LINKS) throw pathError('ELOOP', here);
+              if (++links > MAX_LINKS) throw fail('ELOOP', here);
               continue;
             }
             if (st?.isSymbolicLink()) {
-              if (++links > MAX_LINKS) throw pathError('ELOOP', here);
+              if (!last && opts.followInner === false) throw fail('ENOTDIR', here);
+              if (++links > MAX_LINKS) throw fail('ELOOP', here);
               let target: string;
               try {
                 target = readlinkSync(at(top.fd, name));
@@ -269,6 +282,7 @@ export class Scope {
                 throw e;
               }
               if (target.startsWith('/')) {
+                escaped = true;
                 closeAll();
                 stack.push(this.root());
               }
@@ -279,9 +293,9 @@ export class Scope {
               // Not a directory (or nothing there): the parent holds it.
               const dir = stack.pop()!;
               closeAll();
-              return { dir, name };
+              return { dir, name, escaped };
             }
-            throw pathError(st ? 'ENOTDIR' : 'ENOENT', here);
+            throw fail(st ? 'ENOTDIR' : 'ENOENT', here);
           }
           throw err;
         }
@@ -291,12 +305,12 @@ export class Scope {
           // The path named a directory (its last component followed): it is its own holder.
           const dir = stack.pop()!;
           closeAll();
-          return { dir, name: '' };
+          return { dir, name: '', escaped };
         }
       }
       const dir = stack.pop()!;
       closeAll();
-      return { dir, name: '' };
+      return { dir, name: '', escaped };
     } catch (err) {
       closeAll();
       throw err;

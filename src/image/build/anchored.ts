@@ -9,15 +9,13 @@
  * above it (openat2's RESOLVE_IN_ROOT). No path from a tree is ever joined onto a host path and
  * opened, so a symlink to `/etc` in a context or a stage reads or writes nothing of the host's.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { PierError, errnoOf } from '../../common/errors.ts';
-import { at, lstatAt, openDirAt, openHostDir, procFd } from '../../common/rooted.ts';
+import { Scope, at, lstatAt, openHostDir, procFd, type Resolved, type ResolveFailure } from '../../common/rooted.ts';
 
 const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = constants;
 /** O_NONBLOCK: a FIFO swapped in after the lstat must not hang the build. */
 const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
-/** The kernel's own limit (MAXSYMLINKS). */
-const MAX_LINKS = 40;
 
 /** The one-name and fd primitives are the shared ones (common/rooted.ts); what is here is the build's walk. */
 export { at, lstatAt, openDirAt, procFd as fdPath } from '../../common/rooted.ts';
@@ -81,62 +79,33 @@ export interface WalkOptions {
   create?: number;
 }
 
-function parts(path: string): string[] {
-  return path.split('/').filter((p) => p !== '' && p !== '.');
-}
-
 /**
- * Resolve `path` inside the tree open as `root`, one component at a time. Symlinks are resolved as
- * openat2(RESOLVE_IN_ROOT) does: an absolute target restarts at `root`, `..` stops at it. The
- * result's `dir` is a new fd; everything else opened on the way is closed.
+ * Resolve `path` inside the tree open as `root` (the shared walk of common/rooted.ts: one
+ * component at a time, an absolute link target restarting at `root`, `..` stopping at it). The
+ * result's `dir` is a new fd. With `create`, every missing directory is made, the last one too.
  */
 export function walkAt(root: number, path: string, opts: WalkOptions): Entry {
-  const todo = parts(path);
-  const stack: number[] = [];         // directories below root, innermost last
-  const names: string[] = [];         // their names, for messages
-  const top = () => (stack.length ? stack[stack.length - 1] : root);
-  let links = 0;
-  let escaped = false;
-  const fail = (code: ResolveCode, name?: string) => new ResolveError(code, escaped, `/${[...names, ...(name ? [name] : [])].join('/')}`);
+  const scope = new Scope(root); // borrows `root`: nothing to close
+  let r: Resolved;
   try {
-    while (todo.length) {
-      const name = todo.shift()!;
-      if (name === '..') {
-        if (stack.length) { closeSync(stack.pop()!); names.pop(); } else escaped = true;
-        continue;
-      }
-      const last = todo.length === 0;
-      let st = lstatAt(top(), name);
-      if (!st && opts.create !== undefined) {
-        try { mkdirSync(at(top(), name), opts.create); } catch (err) { if (errnoOf(err) !== 'EEXIST') throw err; }
-        st = lstatAt(top(), name);
-      }
-      if (!st) throw fail('ENOENT', name);
-      if (st.isSymbolicLink() && (last ? opts.followLast : opts.followInner)) {
-        if (++links > MAX_LINKS) throw fail('ELOOP', name);
-        const target = readlinkAt(top(), name);
-        if (target.startsWith('/')) {
-          escaped = true;
-          while (stack.length) closeSync(stack.pop()!);
-          names.length = 0;
-        }
-        todo.unshift(...parts(target));
-        continue;
-      }
-      if (last) {
-        const dir = stack.pop() ?? openDirAt(root, '.');
-        return { dir, name, st };
-      }
-      if (!st.isDirectory()) throw fail('ENOTDIR', name);
-      stack.push(openDirAt(top(), name));
-      names.push(name);
-    }
-    // The path ended in ".." or a link to a directory above: the current directory itself.
-    const dir = stack.pop() ?? openDirAt(root, '.');
-    return { dir, name: '.', st: lstatSync(at(dir, '.')) };
-  } finally {
-    for (const fd of stack) closeSync(fd);
+    r = scope.resolve(path, { followLast: opts.followLast, followInner: opts.followInner, create: opts.create !== undefined, createMode: opts.create });
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw new ResolveError(code, (err as ResolveFailure).escaped, (err as NodeJS.ErrnoException).path ?? path);
+    throw err;
   }
+  // The path led to a directory itself (the root, a link to one, a trailing `..`).
+  if (r.name === '') return { dir: r.dir.fd, name: '.', st: fstatSync(r.dir.fd) };
+  let st = lstatAt(r.dir.fd, r.name);
+  if (!st && opts.create !== undefined) {
+    try { mkdirSync(at(r.dir.fd, r.name), opts.create); } catch (err) { if (errnoOf(err) !== 'EEXIST') { closeSync(r.dir.fd); throw err; } }
+    st = lstatAt(r.dir.fd, r.name);
+  }
+  if (!st) {
+    closeSync(r.dir.fd);
+    throw new ResolveError('ENOENT', r.escaped, r.dir.path === '/' ? `/${r.name}` : `${r.dir.path}/${r.name}`);
+  }
+  return { dir: r.dir.fd, name: r.name, st };
 }
 
 /** walkAt, or undefined when the path does not resolve (any ResolveError). */
