@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, writeSync } from 'node:fs';
-import { fifoDir, inputFifo, removeDir } from '../../src/engine/shim/fifo.ts';
+import { fifoDir, inputFifo, removeDir } from '../../src/common/fifo.ts';
 import { PIER, testEngine, until, type TestEngine } from '../helpers/engine.ts';
 
 const RUNC = '/usr/sbin/runc';
@@ -43,7 +43,7 @@ function heldPipe(): { ours: number; theirs: number } {
   const dir = fifoDir();
   try {
     const f = inputFifo(dir, 'stdin');
-    return { ours: f.shim, theirs: f.container };
+    return { ours: f.ours, theirs: f.theirs };
   } finally {
     removeDir(dir);
   }

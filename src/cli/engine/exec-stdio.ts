@@ -5,7 +5,7 @@
  * returned, and write escape sequences to the user's terminal (docker and podman relay pipes).
  *
  * The pipes are FIFOs made, opened at both ends and unlinked at once (Node has no pipe(2); a
- * socketpair would break programs that reopen /proc/self/fd/1, see engine/shim/fifo.ts). When the
+ * socketpair would break programs that reopen /proc/self/fd/1, see common/fifo.ts). When the
  * exec'd process has exited, `finish()` moves what is already in the output pipes — no more than a
  * pipe can hold, so a left-behind writer cannot keep it going — without waiting for an EOF that a
  * left-behind process holding a write end would put off forever, then closes every end this command
@@ -14,7 +14,7 @@
 import { readFileSync, readSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { errnoOf } from '../../common/errors.ts';
-import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from '../../engine/shim/fifo.ts';
+import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from '../../common/fifo.ts';
 
 export type Slot = number | 'ignore';
 
@@ -61,12 +61,12 @@ export class ExecStdio {
       made.push(out);
       const err = outputFifo(dir, 'stderr');
       made.push(err);
-      this.slots = [input?.container ?? 'ignore', out.container, err.container];
-      this.theirs = made.map((f) => f.container);
-      for (const [f, to] of [[out, 1], [err, 2]] as const) this.relayOut(f.shim, to);
-      if (input) this.relayIn(input.shim);
+      this.slots = [input?.theirs ?? 'ignore', out.theirs, err.theirs];
+      this.theirs = made.map((f) => f.theirs);
+      for (const [f, to] of [[out, 1], [err, 2]] as const) this.relayOut(f.ours, to);
+      if (input) this.relayIn(input.ours);
     } catch (err) {
-      for (const f of made) { closeQuietly(f.shim); closeQuietly(f.container); }
+      for (const f of made) { closeQuietly(f.ours); closeQuietly(f.theirs); }
       throw err;
     } finally {
       removeDir(dir);

@@ -24,7 +24,7 @@ import { childProcess } from '../../common/lazy.ts';
 import { parseSignal } from '../../runtime/index.ts';
 import { FRAME, FrameReader, encodeFrame, jsonFrame, type Request } from './protocol.ts';
 import { JsonLog, formatTime, nowNs, type LogStream } from './jsonlog.ts';
-import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from './fifo.ts';
+import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from '../../common/fifo.ts';
 import { makeRunner, type Runner } from './runner.ts';
 import { checkConfig } from './config.ts';
 import type { ExitStatus, ShimConfig, StartResult } from './types.ts';
@@ -342,21 +342,21 @@ class Shim {
         fifos.push(outputFifo(this.fifoTmp, 'stdout'), outputFifo(this.fifoTmp, 'stderr'));
         if (cfg.stdin) stdin = inputFifo(this.fifoTmp, 'stdin');
       } catch (err) {
-        for (const f of [...fifos, stdin]) { closeQuietly(f?.shim); closeQuietly(f?.container); }
+        for (const f of [...fifos, stdin]) { closeQuietly(f?.ours); closeQuietly(f?.theirs); }
         throw new PierError(`cannot make the container's stdio pipes: ${messageOf(err)}`);
       } finally {
         removeDir(this.fifoTmp);
         this.fifoTmp = undefined;
       }
-      this.readOutput('stdout', fifos[0].shim);
-      this.readOutput('stderr', fifos[1].shim);
+      this.readOutput('stdout', fifos[0].ours);
+      this.readOutput('stderr', fifos[1].ours);
       if (stdin) {
-        this.stdin = new Socket({ fd: stdin.shim, readable: false, writable: true });
+        this.stdin = new Socket({ fd: stdin.ours, readable: false, writable: true });
         // EPIPE once the container closed stdin or exited: the data had nowhere to go
         this.stdin.on('error', () => { this.stdin = undefined; this.stdinOwner = undefined; });
       }
       const runner = this.runner;
-      this.initPid = await runner.create({ stdin: stdin?.container, stdout: fifos[0].container, stderr: fifos[1].container });
+      this.initPid = await runner.create({ stdin: stdin?.theirs, stdout: fifos[0].theirs, stderr: fifos[1].theirs });
       void runner.exited.then(async (e) => {
         // A start in progress settles first: it commits the held output and decides whether this
         // exit is news (a container as quick as `true` can be gone before start's continuation runs;

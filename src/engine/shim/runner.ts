@@ -12,7 +12,7 @@ import { childProcess } from '../../common/lazy.ts';
 import { messageOf, PierError } from '../../common/errors.ts';
 import { Logger } from '../../common/log.ts';
 import { Runtime, exitStatus, oomCounterOf, readOomCounter, type Foreground, type OomCounter } from '../../runtime/index.ts';
-import { closeQuietly, removeDir } from './fifo.ts';
+import { closeQuietly, removeDir } from '../../common/fifo.ts';
 import type { ShimConfig } from './types.ts';
 
 /** The container's ends of its stdio; a runner owns them and closes them once its child has them. */

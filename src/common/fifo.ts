@@ -1,21 +1,22 @@
 /**
- * The container's stdio are FIFOs, not socketpairs: programs (and images that symlink their logs to
- * /dev/stdout) reopen /proc/self/fd/1, which works on a pipe and fails with ENXIO on a socket.
- * Node cannot call pipe(2), so a named FIFO is made, opened at both ends and unlinked at once.
- * The container's end is opened blocking (its programs expect that); the shim's end is handed to
- * libuv, which makes it non-blocking on its own open file description.
+ * Pipes for a child's stdio (a container's, under the shim; an exec'd process's, under the CLI).
+ * FIFOs, not socketpairs: programs (and images that symlink their logs to /dev/stdout) reopen
+ * /proc/self/fd/1, which works on a pipe and fails with ENXIO on a socket. Node cannot call
+ * pipe(2), so a named FIFO is made, opened at both ends and unlinked at once. The child's end is
+ * opened blocking (its programs expect that); ours is handed to libuv, which makes it non-blocking
+ * on its own open file description.
  */
 import { closeSync, constants, mkdtempSync, openSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fsx } from '../../common/fsx.ts';
-import { childProcess } from '../../common/lazy.ts';
+import { fsx } from './fsx.ts';
+import { childProcess } from './lazy.ts';
 
 export interface FifoEnds {
-  /** the end the shim keeps (read end of an output, write end of stdin) */
-  shim: number;
-  /** the end the container gets; close it in the shim once the runtime's process has it */
-  container: number;
+  /** the end we keep (read end of an output, write end of stdin) */
+  ours: number;
+  /** the end the child gets; close ours of it once the child's process has it */
+  theirs: number;
 }
 
 function mkfifo(path: string): void {
@@ -32,21 +33,21 @@ export function fifoDir(): string {
   return mkdtempSync(join(tmpdir(), 'pier-shim-'));
 }
 
-/** An output pipe: the container writes, the shim reads. */
+/** An output pipe: the child writes, we read. */
 export function outputFifo(dir: string, name: string): FifoEnds {
   const p = join(dir, name);
   mkfifo(p);
   try {
     // read end first, non-blocking, so the blocking open of the write end finds a reader
-    const shim = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
-    const container = openSync(p, constants.O_WRONLY);
-    return { shim, container };
+    const ours = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
+    const theirs = openSync(p, constants.O_WRONLY);
+    return { ours, theirs };
   } finally {
     unlinkSync(p);
   }
 }
 
-/** The stdin pipe: the shim writes, the container reads (blocking). */
+/** A stdin pipe: we write, the child reads (blocking). */
 export function inputFifo(dir: string, name: string): FifoEnds {
   const p = join(dir, name);
   mkfifo(p);
@@ -54,9 +55,9 @@ export function inputFifo(dir: string, name: string): FifoEnds {
     // O_RDWR on a FIFO never blocks on Linux; holding it lets both real ends open without waiting.
     const hold = openSync(p, constants.O_RDWR);
     try {
-      const container = openSync(p, constants.O_RDONLY);
-      const shim = openSync(p, constants.O_WRONLY | constants.O_NONBLOCK);
-      return { shim, container };
+      const theirs = openSync(p, constants.O_RDONLY);
+      const ours = openSync(p, constants.O_WRONLY | constants.O_NONBLOCK);
+      return { ours, theirs };
     } finally {
       closeSync(hold);
     }
