@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../common/errors.ts';
-import { guarded, HttpError, requestUrl } from '../../common/http-server.ts';
+import { guarded, HttpError, readBody, requestUrl } from '../../common/http-server.ts';
 import { RegistryError } from './errors.ts';
 import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState, type UploadBody } from './store.ts';
 
@@ -35,19 +35,6 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
   if (body === undefined && h['Content-Length'] === undefined) h['Content-Length'] = 0;
   res.writeHead(status, h);
   res.end(body);
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > limit) throw new RegistryError('SIZE_INVALID', 413, { message: `manifest is ${declared} bytes; the limit is ${limit}` });
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > limit) throw new RegistryError('SIZE_INVALID', 413, { message: `manifest exceeds the limit of ${limit} bytes` });
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts);
 }
 
 /** Content-Range `<start>-<end>` (inclusive), as the spec's PATCH uses it. */
@@ -362,7 +349,7 @@ async function manifests(store: RegistryStore, req: IncomingMessage, res: Server
     const tagParams = q.getAll('tag');
     if (tagParams.length > 0 && !ref.includes(':')) throw new RegistryError('MANIFEST_INVALID', 400, { message: `tag parameters need a manifest pushed by digest, not by tag ${JSON.stringify(ref)}` });
     if (tagParams.length > MAX_TAG_PARAMS) throw new RegistryError('UNSUPPORTED', 414, { message: `${tagParams.length} tag parameters; at most ${MAX_TAG_PARAMS} per request` });
-    const body = await readBody(req, MAX_MANIFEST);
+    const body = await readBody(req, MAX_MANIFEST, 'manifest'); // over the limit: 413 SIZE_INVALID
     const { digest, subject, tags } = await store.putManifest(name, ref, req.headers['content-type'] ?? '', body, tagParams);
     const h: Record<string, string> = { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
     if (subject) h['OCI-Subject'] = subject;
