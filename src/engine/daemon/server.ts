@@ -11,8 +11,9 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { PierError, messageOf } from '../../common/errors.ts';
-import { HttpError, decodePart, guardServer, guarded, longLived, readJson, requestUrl, serverOptions, type ServerLimits } from '../../common/http-server.ts';
+import { HttpError, guardServer, guarded, longLived, readJson, requestUrl, serverOptions, type ServerLimits } from '../../common/http-server.ts';
 import { compile } from '../../common/schema.ts';
+import { Router, compilePattern } from '../../common/router.ts';
 import { parseSignal } from '../../runtime/signals.ts';
 import { CreateRequestSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
 import { archiveIn, archiveOut, statPath } from './archive.ts';
@@ -147,21 +148,15 @@ function timeOf(v: string, now: number): Date | undefined {
   return new Date(Date.UTC(Y, MO - 1, D, H, MI, S, ms) - offset);
 }
 
-/** Only the parameters a route reads, each at most once: a typo such as `forse=1` is refused, not ignored. */
-function checkQuery(q: URLSearchParams, allowed: readonly string[]): void {
-  const seen = new Set<string>();
-  for (const k of q.keys()) {
-    if (!allowed.includes(k)) throw new HttpError(400, allowed.length ? `unknown query parameter ${JSON.stringify(k.slice(0, 100))} (this endpoint takes ${allowed.join(', ')})` : `unknown query parameter ${JSON.stringify(k.slice(0, 100))} (this endpoint takes none)`);
-    if (seen.has(k)) throw new HttpError(400, `query parameter ${k} given more than once`);
-    seen.add(k);
-  }
-}
-
 export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = {}): Server {
-  const routes: { method: string; re: RegExp; query: readonly string[]; h: Handler; body: boolean }[] = [];
-  /** A route: the query parameters it takes, and whether its handler reads the request body. */
+  const router = new Router<unknown>({ prefix: `/${API_VERSION}` });
+  /**
+   * A route: the query parameters it takes, and whether its handler reads the request body. Its
+   * handler gets the path's parameters in order.
+   */
   const on = (method: string, path: string, query: readonly string[], h: Handler, opts: { body?: boolean } = {}) => {
-    routes.push({ method, re: new RegExp(`^/${API_VERSION}${path.replace(/:(\w+)/g, '([^/]+)')}$`), query, h, body: opts.body ?? false });
+    const names = compilePattern(path).names;
+    router.on(method, path, (ctx) => h(ctx.req, ctx.res, names.map((n) => (ctx.params as Record<string, string>)[n]), ctx.query), { query, meta: { body: opts.body ?? false } });
   };
 
   on('GET', '/_ping', [], async () => 'OK');
@@ -289,21 +284,20 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = requestUrl(req, 'http://pierd');
-    const route = routes.find((r) => r.method === req.method && r.re.test(url.pathname));
-    if (!route) {
-      const known = routes.some((r) => r.re.test(url.pathname));
+    const found = router.resolve(req.method ?? 'GET', url.pathname);
+    if (found.kind !== 'route') {
+      const known = found.kind === 'method';
+      if (known) res.setHeader('allow', found.allowed.join(', '));
       send(res, known ? 405 : 404, { message: `${known ? 'method not allowed' : 'no such endpoint'}: ${req.method} ${url.pathname.slice(0, 200)}` });
       return;
     }
-    checkQuery(url.searchParams, route.query);
-    const m = route.re.exec(url.pathname)!.slice(1).map(decodePart);
     // The idle timeout is for clients that stop sending. Once a request is whole, what keeps the
     // socket quiet is pierd's own work or a wait the client asked for — a stop's grace period, a
     // copy-up, `wait`, an attached run, `logs -f` on a quiet container — so it is lifted then.
     req.once('end', () => longLived(res));
     // A route without a body still has its (empty) request read to the end, so that happens.
-    if (!route.body) req.resume();
-    const out = await route.h(req, res, m, url.searchParams);
+    if (!found.route.info.meta.body) req.resume();
+    const out = await router.dispatch({ req, res, url }, found);
     if (out === STREAMED) return;
     send(res, 200, out ?? {});
   };

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FileHandle } from 'node:fs/promises';
 import { messageOf } from '../../common/errors.ts';
 import { guarded, HttpError, readBody, requestUrl } from '../../common/http-server.ts';
+import { Router } from '../../common/router.ts';
 import { RegistryError } from './errors.ts';
 import { checkDigest, checkName, MAX_MANIFEST, type RegistryStore, type UploadState, type UploadBody } from './store.ts';
 
@@ -17,7 +18,6 @@ import type { PullThrough } from './proxy.ts';
 import { isLoopback, watch, type AccessLog, type Metrics } from './observe.ts';
 import { sendBody, takeSocketBody } from './native-io.ts';
 
-const ROUTE = /^\/v2\/(.+?)\/(blobs\/uploads\/([^/]*)|blobs\/([^/]+)|manifests\/([^/]+)|tags\/list|referrers\/([^/]+))$/;
 const INDEX_TYPE = 'application/vnd.oci.image.index.v1+json';
 
 function uploadLocation(name: string, id: string): string {
@@ -156,33 +156,50 @@ interface RequestScope {
   mayMountFrom: (repo: string) => boolean;
 }
 
-async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, url: URL, { proxy, mayPull, mayMountFrom }: RequestScope): Promise<void> {
-  const method = req.method ?? 'GET';
-  const path = url.pathname;
-  if (path === '/v2/' || path === '/v2') {
-    if (method !== 'GET' && method !== 'HEAD') throw new RegistryError('UNSUPPORTED', 405, { message: `${method} ${path} is not supported` });
+/** What every route sees: the store and this request's rights. */
+interface RegistryContext extends RequestScope {
+  store: RegistryStore;
+}
+
+/**
+ * The distribution-spec endpoints. Repository names have slashes (`:name+`); a blob upload's
+ * session id may be empty (`POST /v2/<name>/blobs/uploads/` starts one). Each handler takes every
+ * method and refuses the ones its endpoint lacks with the spec's UNSUPPORTED.
+ */
+const routes = new Router<void, RegistryContext>()
+  .use(async (ctx, next) => {
+    if (ctx.params.name !== undefined) checkName(ctx.params.name);
+    return next();
+  })
+  .use(async (ctx, next) => {
+    // a pull-through cache fills itself first; the ordinary handlers then serve from it (the client waits meanwhile)
+    const { proxy } = ctx;
+    if (!proxy || ctx.params.name === undefined) return next();
+    const method = ctx.req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') throw proxy.refuse(method);
+    const { name, digest, ref } = ctx.params as { name: string; digest?: string; ref?: string };
+    if (ctx.route.pattern.includes('/blobs/:digest')) { const d = checkDigest(digest!).digest; await serverBusy(ctx.res, () => proxy.blob(ctx.store, name, d)); }
+    if (ctx.route.pattern.includes('/manifests/') && (ref!.includes(':') || isValidTag(ref!))) await serverBusy(ctx.res, () => proxy.manifest(ctx.store, name, ref!));
+    return next();
+  })
+  .on('*', '/v2/', ({ req, res }) => {
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') throw new RegistryError('UNSUPPORTED', 405, { message: `${method} /v2/ is not supported` });
     const body = '{}';
     send(res, 200, { 'Content-Type': 'application/json', 'Content-Length': body.length }, method === 'HEAD' ? undefined : body);
-    return;
-  }
-  if (path === '/v2/_catalog') return catalog(store, req, res, url.searchParams, mayPull);
-  const m = ROUTE.exec(path);
-  if (!m) throw new RegistryError('UNSUPPORTED', 404, { message: `no such endpoint: ${method} ${path}` });
-  const name = m[1];
-  checkName(name);
-  const q = url.searchParams;
-  if (proxy) {
-    if (method !== 'GET' && method !== 'HEAD') throw proxy.refuse(method);
-    // fill the cache first; the ordinary handlers then serve from it (the client waits meanwhile)
-    const blobRef = m[4], manifestRef = m[5];
-    if (blobRef !== undefined) { const { digest } = checkDigest(blobRef); await serverBusy(res, () => proxy.blob(store, name, digest)); }
-    if (manifestRef !== undefined && (manifestRef.includes(':') || isValidTag(manifestRef))) await serverBusy(res, () => proxy.manifest(store, name, manifestRef));
-  }
-  if (m[2].startsWith('blobs/uploads/')) return uploads(store, req, res, name, m[3], q, mayMountFrom);
-  if (m[4] !== undefined) return blobs(store, req, res, name, m[4]);
-  if (m[5] !== undefined) return manifests(store, req, res, name, m[5], q);
-  if (m[6] !== undefined) return referrers(store, req, res, name, m[6], q);
-  return tagsList(store, req, res, name, q);
+  })
+  .on('*', '/v2/_catalog', (c) => catalog(c.store, c.req, c.res, c.query, c.mayPull))
+  .on('*', '/v2/:name+/blobs/uploads/:id?', (c) => uploads(c.store, c.req, c.res, c.params.name, c.params.id, c.query, c.mayMountFrom))
+  .on('*', '/v2/:name+/blobs/:digest', (c) => blobs(c.store, c.req, c.res, c.params.name, c.params.digest))
+  .on('*', '/v2/:name+/manifests/:ref', (c) => manifests(c.store, c.req, c.res, c.params.name, c.params.ref, c.query))
+  .on('*', '/v2/:name+/tags/list', (c) => tagsList(c.store, c.req, c.res, c.params.name, c.query))
+  .on('*', '/v2/:name+/referrers/:digest', (c) => referrers(c.store, c.req, c.res, c.params.name, c.params.digest, c.query));
+
+async function handle(store: RegistryStore, req: IncomingMessage, res: ServerResponse, url: URL, scope: RequestScope): Promise<void> {
+  const path = url.pathname === '/v2' ? '/v2/' : url.pathname;
+  const found = routes.resolve(req.method ?? 'GET', path);
+  if (found.kind !== 'route') throw new RegistryError('UNSUPPORTED', 404, { message: `no such endpoint: ${req.method ?? 'GET'} ${path}` });
+  await routes.dispatch({ req, res, url, store, ...scope }, found);
 }
 
 /**
