@@ -16,7 +16,7 @@ import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions
 import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
 import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
 import { applyLayer } from './layer/index.ts';
-import { Snapshotter, chainIds, tightenSnapshotDirs } from './snapshot/index.ts';
+import { Snapshotter, chainIds, tightenSnapshotDirs, type PreparedMounts } from './snapshot/index.ts';
 import { tightenDir } from '../common/statedir.ts';
 import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 
@@ -33,6 +33,7 @@ export { IMPORT_FORMATS } from './transfer/index.ts';
 export { applyLayer, applyLayerAt, archivePath, type ArchiveOptions } from './layer/index.ts';
 export { imageSpec, resolveUser, writeBundle, type ImageSpecOptions } from './bundle.ts';
 export type { Compression } from './layer/index.ts';
+export { mountAll, type SnapshotMount, type PreparedMounts } from './snapshot/index.ts';
 export type { BusyboxOptions } from './bootstrap/busybox.ts';
 export type { DebianOptions } from './bootstrap/debian.ts';
 
@@ -145,13 +146,34 @@ export class ImageService {
    */
   async prepareRootfs(input: string | ResolvedImage, key: string, opts: { nosuid?: boolean } = {}): Promise<{ image: ResolvedImage; rootfs: string; upper?: string }> {
     const image = typeof input === 'string' ? await this.resolve(input) : input;
+    const chain = await this.unpackChain(image);
+    const p = await this.snapshotter().prepare(key, chain, opts);
+    return { image, ...p };
+  }
+
+  /**
+   * As prepareRootfs, but nothing is mounted: the answer holds the mounts (data) that give the
+   * container its tree when made onto `rootfs`, for whoever runs the container to make in the
+   * container's own mount namespace (Snapshotter.prepareMounts). removeRootfs undoes it too.
+   */
+  async prepareRootfsMounts(input: string | ResolvedImage, key: string): Promise<{ image: ResolvedImage } & PreparedMounts> {
+    const image = typeof input === 'string' ? await this.resolve(input) : input;
+    const chain = await this.unpackChain(image);
+    const p = await this.snapshotter().prepareMounts(key, chain);
+    return { image, ...p };
+  }
+
+  /** The mounts of a rootfs prepared by prepareRootfsMounts (undefined: not prepared that way). */
+  rootfsMounts(key: string): PreparedMounts | undefined {
+    return this.snapshotter().mountsOf(key);
+  }
+
+  private async unpackChain(image: ResolvedImage): Promise<string | undefined> {
     const snap = this.snapshotter();
     const diffIds = image.config.rootfs.diff_ids;
-    const chain = image.manifest.layers.length === 0 ? undefined : await snap.unpack(image.manifest.layers.map((l, i) => ({
+    return image.manifest.layers.length === 0 ? undefined : snap.unpack(image.manifest.layers.map((l, i) => ({
       diffId: diffIds[i], mediaType: l.mediaType, open: () => this.content.readStream(l.digest),
     })));
-    const p = await snap.prepare(key, chain, opts);
-    return { image, ...p };
   }
 
   /** Unmount and delete a rootfs made by prepareRootfs (no error when it is already gone). */

@@ -90,7 +90,7 @@ export class Runtime {
 
 export { defaultSpec, features };
 export { validateSpec, validateId } from './validate.ts';
-export { ROOTFS_SUID_DEV_ANNOTATION } from './plan/create.ts';
+export { ROOTFS_SUID_DEV_ANNOTATION, ROOTFS_MOUNTS_ANNOTATION } from './plan/create.ts';
 export type { Spec, State, Process, LinuxResources, Mount, Hook } from './spec.ts';
 export type { CreateOptions, ExecOptions, RunOptions };
 export { PierError } from '../common/errors.ts';

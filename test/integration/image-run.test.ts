@@ -5,13 +5,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageService } from '../../src/image/index.ts';
 import { Snapshotter } from '../../src/image/snapshot/index.ts';
 import { imageSpec, writeBundle } from '../../src/image/bundle.ts';
 import { cleanup, tempDir } from '../helpers/image.ts';
+import { ROOTFS_MOUNTS_ANNOTATION } from '../../src/runtime/index.ts';
 
 const TOP = join(import.meta.dirname, '..', '..');
 const RUNTIME = join(TOP, 'bin', 'pier-runtime');
@@ -63,4 +64,60 @@ test('a buildah-made image runs (its file on top of busybox via COPY --from)', {
   assert.equal(p.status, 0, p.stderr);
   await svc.importPath(join(work, 'runme.tar'), { ref: 'runme:1' });
   assert.equal(await runImage(svc, 'runme:1', undefined, 'bh'), 'built by buildah\n');
+});
+
+test('a rootfs as mounts (data) is mounted only in the container: the host never holds it, the upper keeps the writes', { skip }, async () => {
+  const svc = new ImageService({ root: join(work, 'root') });
+  await svc.bootstrap('busybox');
+  const id = 'asdata';
+  const p = await svc.prepareRootfsMounts('busybox', id);
+  try {
+    assert.ok(p.mounts.length >= 1 && p.mounts.every((m) => m.type === 'overlay' || m.type === 'bind'), JSON.stringify(p.mounts));
+    assert.deepEqual(svc.rootfsMounts(id)?.mounts, p.mounts, 'the mounts are kept with the key');
+    const hostMounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === p.rootfs);
+    assert.deepEqual(hostMounts(), [], 'nothing mounted on the host by prepareRootfsMounts');
+    const img = await svc.resolve('busybox');
+    const bundle = join(work, 'bundles', id);
+    // the container tells whether the host has its rootfs mounted, while it runs
+    const spec = imageSpec(img.config, { rootfs: p.rootfs, args: ['sh', '-c', `echo written > /new; ls /bin/busybox; until [ -f /go ]; do usleep 20000; done; echo done`] });
+    spec.annotations = { ...spec.annotations, [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify(p.mounts) };
+    writeBundle(bundle, spec);
+    const go = join(p.rootfs, 'go');
+    const child = spawn(RUNTIME, ['--root', join(work, 'state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d; });
+    child.stderr.on('data', (d: Buffer) => { err += d; });
+    const exited = new Promise<number | null>((r) => child.on('close', r));
+    // wait until it runs (its write shows in the upper dir), then look at the host's mount table
+    for (let i = 0; i < 200 && !(p.upper && existsSync(join(p.upper, 'new'))); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(p.upper && existsSync(join(p.upper, 'new')), `the container wrote through its overlay: ${err}`);
+    assert.deepEqual(hostMounts(), [], 'the running container\'s rootfs is not in the host mount table');
+    assert.equal(existsSync(go), false, 'the host dir under the mount is empty');
+    // the file it waits for is made through /proc/<pid>/root: the host reaches the tree only by the container
+    const sr = spawnSync(RUNTIME, ['--root', join(work, 'state'), 'state', id], { encoding: 'utf8' });
+    assert.equal(sr.status, 0, `state: ${sr.stderr}`);
+    const st = JSON.parse(sr.stdout) as { pid: number };
+    writeFileSync(`/proc/${st.pid}/root/go`, 'x\n');
+    assert.equal(await exited, 0, err);
+    assert.equal(out, '/bin/busybox\ndone\n');
+    assert.equal(readFileSync(join(p.upper!, 'new'), 'utf8'), 'written\n');
+  } finally {
+    spawnSync(RUNTIME, ['--root', join(work, 'state'), 'delete', '--force', id]);
+    await svc.removeRootfs(id);
+  }
+});
+
+test('a malformed rootfs-mounts annotation is refused by create, and nothing is left', { skip }, async () => {
+  const svc = new ImageService({ root: join(work, 'root') });
+  await svc.bootstrap('busybox');
+  const img = await svc.resolve('busybox');
+  const bundle = join(work, 'bundles', 'badmounts');
+  mkdirSync(join(bundle, 'rootfs'), { recursive: true });
+  const spec = imageSpec(img.config, { rootfs: join(bundle, 'rootfs'), args: ['true'] });
+  spec.annotations = { [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify([{ type: 'tmpfs', source: 'x', options: [] }]) };
+  writeBundle(bundle, spec);
+  const r = spawnSync(RUNTIME, ['--root', join(work, 'state'), 'create', '--bundle', bundle, 'badmounts'], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /annotation io\.pier\.rootfs\.mounts: mount 0: type must be "overlay" or "bind"/);
+  assert.equal(existsSync(join(work, 'state', 'badmounts')), false, 'no state dir');
 });

@@ -4,7 +4,9 @@ import { describe, it } from 'node:test';
 import { mountOps, parseMountOptions, type MountContext } from '../../src/runtime/plan/mounts.ts';
 import { deviceList, deviceOps, setsUpDev } from '../../src/runtime/plan/devices.ts';
 import { MS } from '../../src/runtime/plan/flags.ts';
+import { rootfsMountOps, ROOTFS_MOUNTS_ANNOTATION } from '../../src/runtime/plan/create.ts';
 import { baseSpec } from '../helpers/rootfs.ts';
+import type { Namespace } from '../../src/runtime/spec.ts';
 
 const ctx = (over: Partial<MountContext> = {}): MountContext => ({ bundle: '/tmp', userns: false, netns: true, cgroupns: true,
   cgroupMounts: [{ name: 'memory', hostPath: '/sys/fs/cgroup/memory/c1', fstype: 'cgroup', options: 'memory' },
@@ -78,5 +80,42 @@ describe('devices', () => {
     spec.mounts = [{ destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }];
     assert.equal(setsUpDev(spec), false);
     assert.deepEqual(deviceOps(spec, false), []);
+  });
+});
+
+describe('rootfs mounts as data (io.pier.rootfs.mounts)', () => {
+  const withMounts = (value: unknown, ns: Namespace[] = [{ type: 'mount' }]) => {
+    const spec = baseSpec();
+    spec.linux = { ...spec.linux, namespaces: ns };
+    spec.annotations = { [ROOTFS_MOUNTS_ANNOTATION]: typeof value === 'string' ? value : JSON.stringify(value) };
+    return spec;
+  };
+  it('makes each mount onto the rootfs in order: overlay with its data, bind then a remount for flags', () => {
+    const ops = rootfsMountOps(withMounts([
+      { type: 'overlay', source: 'overlay', options: ['lowerdir=/l1:/l2', 'upperdir=/u', 'workdir=/w'] },
+      { type: 'bind', source: '/ro-tree', options: ['bind', 'ro'] },
+    ]), '/b/rootfs');
+    assert.deepEqual(ops.map((o) => [o.op, ...o.args]), [
+      ['MOUNT', 'overlay', '/b/rootfs', 'overlay', 0, 'lowerdir=/l1:/l2,upperdir=/u,workdir=/w', ''],
+      ['MOUNT', '/ro-tree', '/b/rootfs', '', MS.BIND, '', ''],
+      ['MOUNT', '', '/b/rootfs', '', MS.BIND | MS.REMOUNT | MS.RDONLY, '', ''],
+    ]);
+  });
+  it('comes first in the container mount namespace, after / is made a slave', () => {
+    assert.equal(rootfsMountOps(baseSpec(), '/r').length, 0, 'nothing without the annotation');
+  });
+  it('refuses a malformed value with one line naming the annotation', () => {
+    const cases: [unknown, RegExp][] = [
+      ['{', /not JSON/],
+      [[], /array of 1 to 16/],
+      [[{ type: 'tmpfs', source: 'x', options: [] }], /type must be "overlay" or "bind"/],
+      [[{ type: 'bind', source: 'rel', options: [] }], /source must be an absolute path/],
+      [[{ type: 'overlay', source: 'overlay', options: 'lowerdir=/a' }], /options must be an array of strings/],
+      [[{ type: 'overlay', source: 'overlay', options: ['idmap'] }], /idmap is not supported/],
+    ];
+    for (const [v, re] of cases) assert.throws(() => rootfsMountOps(withMounts(v), '/r'), (e: Error) => re.test(e.message) && e.message.startsWith('annotation io.pier.rootfs.mounts'), String(re));
+    const ok = [{ type: 'overlay', source: 'overlay', options: ['lowerdir=/a:/b'] }];
+    assert.throws(() => rootfsMountOps(withMounts(ok, []), '/r'), /needs a new mount namespace/);
+    assert.throws(() => rootfsMountOps(withMounts(ok, [{ type: 'mount', path: '/proc/1/ns/mnt' }]), '/r'), /not a joined one/);
   });
 });

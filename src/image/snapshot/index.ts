@@ -47,6 +47,27 @@ export interface MountMeta {
   chainId?: string;
   mode: SnapshotMode;
   readonly: boolean;
+  /** What prepareMounts answered (absent in a record of an older pier, which mounted on the host). */
+  mounts?: SnapshotMount[];
+}
+
+/**
+ * One mount of a rootfs as data, containerd's mount.Mount shape (and an OCI config.json mount's
+ * without the destination: every one goes onto the rootfs dir, in order). Options are mount(8)'s:
+ * flags (`ro`, `bind`, `nosuid`) and the filesystem's own (`lowerdir=…`).
+ */
+export interface SnapshotMount {
+  type: 'overlay' | 'bind';
+  source: string;
+  options: string[];
+}
+
+export interface PreparedMounts {
+  /** The dir the mounts go onto (empty until mounted; in copy mode, the tree itself). */
+  rootfs: string;
+  mounts: SnapshotMount[];
+  /** The overlay upper dir (what the container changes); absent for copies and read-only ones. */
+  upper?: string;
 }
 
 export interface Usage {
@@ -55,7 +76,7 @@ export interface Usage {
   total: number;
 }
 
-/** Overlay mount data must fit one page; beyond this, lowerdirs go through short relative links. */
+/** Overlay mount data must fit one page; beyond this, lowerdirs go through short links. */
 const MOUNT_DATA_MAX = 4000;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -209,9 +230,26 @@ export class Snapshotter {
    * what moby does for its overlay2 dirs.
    */
   async prepare(key: string, chainId: string | undefined, opts: { readonly?: boolean; nosuid?: boolean } = {}): Promise<Prepared> {
+    const p = await this.prepareMounts(key, chainId, opts);
+    try {
+      mountAll(p.mounts, p.rootfs, opts.nosuid === false ? 0 : MS_NOSUID | MS_NODEV);
+    } catch (err) {
+      try { await this.remove(key); } catch { /* report the first failure */ }
+      throw err instanceof PierError ? err : new PierError(`cannot mount snapshot "${key}": ${messageOf(err)}`, { cause: err });
+    }
+    return p.upper ? { rootfs: p.rootfs, upper: p.upper } : { rootfs: p.rootfs };
+  }
+
+  /**
+   * Prepare `key` as prepare() does, but mount nothing: the answer is the mounts that, made in
+   * order onto `rootfs` (an empty dir), give the container its tree — containerd's
+   * Snapshotter.Prepare → []mount.Mount. Whoever runs the container makes them, in the container's
+   * own mount namespace (pier's runtime: the `io.pier.rootfs.mounts` annotation), so the host never
+   * holds the mount. Copy mode has nothing to mount (rootfs is the tree itself) unless read-only.
+   */
+  async prepareMounts(key: string, chainId: string | undefined, opts: { readonly?: boolean } = {}): Promise<PreparedMounts> {
     if (!KEY.test(key)) throw new PierError(`invalid snapshot key "${key}"`);
     const dir = join(this.mounts, key);
-    const hostOnly = opts.nosuid === false ? 0 : MS_NOSUID | MS_NODEV;
     try {
       mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
@@ -220,65 +258,67 @@ export class Snapshotter {
     }
     const mode = this.mode;
     const readonly = opts.readonly ?? false;
-    const meta: MountMeta = { key, chainId, mode, readonly };
-    writeFileAtomic(join(dir, 'mount.json'), JSON.stringify(meta));
     const rootfs = join(dir, 'rootfs');
     try {
+      let mounts: SnapshotMount[];
+      let upper: string | undefined;
       if (mode === 'copy') {
         if (chainId) copyTree(this.layerDir(chainId), rootfs);
         else mkdirSync(rootfs, { mode: 0o755 });
-        if (readonly) {
-          fsx().mount(rootfs, rootfs, '', MS_BIND, '');
-          fsx().mount('', rootfs, '', MS_BIND | MS_REMOUNT | MS_RDONLY | hostOnly, '');
+        mounts = readonly ? [{ type: 'bind', source: rootfs, options: ['bind', 'ro'] }] : [];
+      } else {
+        mkdirSync(rootfs);
+        const lowers = chainId ? this.chain(chainId).reverse().map((c) => this.layerDir(c)) : [];
+        if (lowers.length === 0) {
+          mkdirSync(join(dir, 'empty'));
+          lowers.push(join(dir, 'empty'));
         }
-        return { rootfs };
+        if (readonly && lowers.length === 1) {
+          // overlayfs without an upper needs two lowers; one read-only layer is a read-only bind.
+          mounts = [{ type: 'bind', source: lowers[0], options: ['bind', 'ro'] }];
+        } else {
+          if (!readonly) {
+            upper = join(dir, 'upper');
+            mkdirSync(upper, { mode: 0o755 });
+            mkdirSync(join(dir, 'work'), { mode: 0o700 });
+          }
+          mounts = [this.overlayMount(dir, lowers, !readonly)];
+        }
       }
-      mkdirSync(rootfs);
-      const lowers = chainId ? this.chain(chainId).reverse().map((c) => this.layerDir(c)) : [];
-      if (lowers.length === 0) {
-        mkdirSync(join(dir, 'empty'));
-        lowers.push(join(dir, 'empty'));
-      }
-      if (readonly && lowers.length === 1) {
-        // overlayfs without an upper needs two lowers; one read-only layer is a read-only bind.
-        fsx().mount(lowers[0], rootfs, '', MS_BIND, '');
-        fsx().mount('', rootfs, '', MS_BIND | MS_REMOUNT | MS_RDONLY | hostOnly, '');
-        return { rootfs };
-      }
-      const upper = join(dir, 'upper');
-      const work = join(dir, 'work');
-      if (!readonly) {
-        mkdirSync(upper, { mode: 0o755 });
-        mkdirSync(work, { mode: 0o700 });
-      }
-      this.mountOverlay(dir, lowers, readonly ? undefined : { upper, work }, rootfs, hostOnly);
-      return readonly ? { rootfs } : { rootfs, upper };
+      const meta: MountMeta = { key, chainId, mode, readonly, mounts };
+      writeFileAtomic(join(dir, 'mount.json'), JSON.stringify(meta));
+      return { rootfs, mounts, ...(upper ? { upper } : {}) };
     } catch (err) {
       try { await this.remove(key); } catch { /* report the first failure */ }
       throw err instanceof PierError ? err : new PierError(`cannot prepare snapshot "${key}": ${messageOf(err)}`, { cause: err });
     }
   }
 
-  private mountOverlay(dir: string, lowers: string[], rw: { upper: string; work: string } | undefined, target: string, flags: number): void {
-    const tail = rw ? `,upperdir=${rw.upper},workdir=${rw.work}` : '';
-    const data = `lowerdir=${lowers.join(':')}${tail}`;
-    if (data.length <= MOUNT_DATA_MAX) {
-      fsx().mount('overlay', target, 'overlay', flags, data);
-      return;
+  /** The mounts of a prepared key (what prepareMounts answered), or undefined when it is not prepared. */
+  mountsOf(key: string): PreparedMounts | undefined {
+    if (!KEY.test(key)) throw new PierError(`invalid snapshot key "${key}"`);
+    const dir = join(this.mounts, key);
+    let meta: MountMeta;
+    try { meta = JSON.parse(readFileSync(join(dir, 'mount.json'), 'utf8')) as MountMeta; } catch { return undefined; }
+    if (!meta.mounts) return undefined; // prepared by an older pier, which mounted it on the host
+    const upper = join(dir, 'upper');
+    return { rootfs: join(dir, 'rootfs'), mounts: meta.mounts, ...(existsSync(upper) ? { upper } : {}) };
+  }
+
+  /**
+   * One overlay mount as data. Its options must fit one page: beyond that the lowerdirs go through
+   * short links `<dir>/l/<n>`, absolute so the mount works from any cwd and mount namespace.
+   */
+  private overlayMount(dir: string, lowers: string[], rw: boolean): SnapshotMount {
+    const tail = rw ? [`upperdir=${join(dir, 'upper')}`, `workdir=${join(dir, 'work')}`] : [];
+    let lower = `lowerdir=${lowers.join(':')}`;
+    if ([lower, ...tail].join(',').length > MOUNT_DATA_MAX) {
+      mkdirSync(join(dir, 'l'));
+      lowers.forEach((l, i) => symlinkSync(l, join(dir, 'l', String(i))));
+      lower = `lowerdir=${lowers.map((_, i) => join(dir, 'l', String(i))).join(':')}`;
+      if ([lower, ...tail].join(',').length > MOUNT_DATA_MAX) throw new PierError(`too many layers (${lowers.length}) for one overlay mount`);
     }
-    // Too long for one page: short links l/<n> → layer dirs, named relative to the mount dir (the
-    // kernel resolves relative option paths against the caller's cwd at mount time).
-    mkdirSync(join(dir, 'l'));
-    lowers.forEach((l, i) => symlinkSync(l, join(dir, 'l', String(i))));
-    const short = `lowerdir=${lowers.map((_, i) => `l/${i}`).join(':')}${rw ? ',upperdir=upper,workdir=work' : ''}`;
-    if (short.length > MOUNT_DATA_MAX) throw new PierError(`too many layers (${lowers.length}) for one overlay mount`);
-    const cwd = process.cwd();
-    process.chdir(dir);
-    try {
-      fsx().mount('overlay', target, 'overlay', flags, short);
-    } finally {
-      process.chdir(cwd);
-    }
+    return { type: 'overlay', source: 'overlay', options: [lower, ...tail] };
   }
 
   /** Unmount and delete a prepared rootfs; a key that does not exist is not an error. */
@@ -418,4 +458,22 @@ function treeSize(dir: string, seen: Set<string>): { size: number; inodes: numbe
   };
   walk(dir);
   return { size, inodes };
+}
+
+/**
+ * Make a snapshot's mounts onto target, in this process's mount namespace (pierd's for a runtime
+ * that needs the rootfs mounted before it starts, the build's for its own steps). `extra` flags
+ * (nosuid,nodev for the host's view) go onto each.
+ */
+export function mountAll(mounts: SnapshotMount[], target: string, extra: number): void {
+  for (const m of mounts) {
+    const ro = m.options.includes('ro');
+    const data = m.options.filter((o) => o !== 'ro' && o !== 'rw' && o !== 'bind' && o !== 'rbind').join(',');
+    if (m.type === 'bind') {
+      fsx().mount(m.source, target, '', MS_BIND, '');
+      if (ro || extra) fsx().mount('', target, '', MS_BIND | MS_REMOUNT | (ro ? MS_RDONLY : 0) | extra, '');
+    } else {
+      fsx().mount(m.source, target, m.type, (ro ? MS_RDONLY : 0) | extra, data);
+    }
+  }
 }

@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../../common/atomic.ts';
 import { parseSpec, validateId, validateSpec } from '../validate.ts';
 import type { DeviceCgroup, LinuxResources, Spec } from '../spec.ts';
 import { openCgroup, type Cgroup } from '../cgroups/index.ts';
-import { buildCreatePlan } from '../plan/index.ts';
+import { buildCreatePlan, rootfsMountOps } from '../plan/index.ts';
 import { startHelper, type Helper } from '../helper/index.ts';
 import { procStat, signalProcess } from '../proc.ts';
 import { runHooks } from '../hooks.ts';
@@ -53,6 +53,7 @@ export function loadBundleSpec(bundleDir: string | undefined): { bundle: string;
   let isDir = false;
   try { isDir = statSync(rootfs).isDirectory(); } catch { /* reported below */ }
   if (!isDir) throw new PierError(`rootfs ${rootfs} does not exist or is not a directory`);
+  rootfsMountOps(spec, rootfs); // a malformed rootfs-mounts annotation is refused before anything is made
   return { bundle, spec, rootfs };
 }
 

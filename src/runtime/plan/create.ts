@@ -1,9 +1,9 @@
 /** Plan for `create`/`run`: a new container process in new or joined namespaces (runc semantics). */
-import { PierError } from '../../common/errors.ts';
+import { PierError, messageOf } from '../../common/errors.ts';
 import type { IdMapping, Spec } from '../spec.ts';
 import { deviceOps } from './devices.ts';
 import { CLONE, JOIN_ORDER, MS, NAMESPACES } from './flags.ts';
-import { containerPath, mountOps, propagationFlag, type CgroupMount } from './mounts.ts';
+import { containerPath, mountOps, parseMountOptions, propagationFlag, type CgroupMount } from './mounts.ts';
 import { op, type PlanOp } from './ops.ts';
 import { hookOp, processOps, type CapMasks, type ResolvedRlimit, type SeccompProgram } from './process.ts';
 
@@ -32,6 +32,45 @@ export interface CreatePlanInput {
  * does, so podman or containerd driving pier-runtime see runc's behaviour.
  */
 export const ROOTFS_SUID_DEV_ANNOTATION = 'io.pier.rootfs.suid-dev';
+
+/**
+ * JSON `[{type, source, options}]`: mounts (a snapshot's, as data: image/snapshot prepareMounts)
+ * that make the container's root filesystem, made in order onto root.path inside the container's
+ * new mount namespace, before anything else of it. The host's mount table never holds them, so no
+ * host user can reach the rootfs' set-id files or device nodes through a host path (the
+ * CVE-2021-41091 class), and nothing is left mounted when the container's last process exits.
+ */
+export const ROOTFS_MOUNTS_ANNOTATION = 'io.pier.rootfs.mounts';
+const MAX_ROOTFS_MOUNTS = 16;
+
+/** The MOUNT ops of ROOTFS_MOUNTS_ANNOTATION (none without it); a malformed value is refused. */
+export function rootfsMountOps(spec: Spec, rootfs: string): PlanOp[] {
+  const raw = spec.annotations?.[ROOTFS_MOUNTS_ANNOTATION];
+  if (raw === undefined) return [];
+  const bad = (why: string) => new PierError(`annotation ${ROOTFS_MOUNTS_ANNOTATION}: ${why}`);
+  let list: unknown;
+  try { list = JSON.parse(raw); } catch { throw bad('not JSON'); }
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_ROOTFS_MOUNTS) throw bad(`expected an array of 1 to ${MAX_ROOTFS_MOUNTS} mounts`);
+  if ((spec.linux?.namespaces ?? []).some((n) => n.type === 'mount' && n.path)) throw bad('needs a new mount namespace, not a joined one');
+  if (!(spec.linux?.namespaces ?? []).some((n) => n.type === 'mount')) throw bad('needs a new mount namespace (linux.namespaces has no "mount")');
+  const ops: PlanOp[] = [];
+  list.forEach((m: unknown, i) => {
+    const e = m as { type?: unknown; source?: unknown; options?: unknown };
+    if (typeof e !== 'object' || e === null) throw bad(`mount ${i} is not an object`);
+    if (e.type !== 'overlay' && e.type !== 'bind') throw bad(`mount ${i}: type must be "overlay" or "bind", not ${JSON.stringify(e.type)}`);
+    if (typeof e.source !== 'string' || (e.type === 'bind' && !e.source.startsWith('/'))) throw bad(`mount ${i}: source must be ${e.type === 'bind' ? 'an absolute path' : 'a string'}`);
+    if (!Array.isArray(e.options) || !e.options.every((o) => typeof o === 'string' && !o.includes('\0'))) throw bad(`mount ${i}: options must be an array of strings`);
+    let o;
+    try { o = parseMountOptions(e.options as string[], `mount ${i}`); } catch (err) { throw bad(messageOf(err)); }
+    if (e.type === 'bind') {
+      ops.push(op('MOUNT', e.source, rootfs, '', MS.BIND | (o.recursive ? MS.REC : 0), '', ''));
+      if (o.flags) ops.push(op('MOUNT', '', rootfs, '', MS.BIND | MS.REMOUNT | o.flags, '', ''));
+    } else {
+      ops.push(op('MOUNT', e.source, rootfs, 'overlay', o.flags, o.data, ''));
+    }
+  });
+  return ops;
+}
 
 export const mapText = (maps: IdMapping[]): string => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 
@@ -142,6 +181,8 @@ function rootfsOps(input: CreatePlanInput, ns: { userns: boolean; netns: boolean
   const ops: PlanOp[] = [
     // our mount events must not reach the host; pivot_root also refuses a shared parent
     op('MOUNT', '', '/', '', preProp | MS.REC, '', ''),
+    // the snapshot's mounts as data, made here and only here (ROOTFS_MOUNTS_ANNOTATION)
+    ...rootfsMountOps(spec, input.rootfs),
     op('MOUNT', input.rootfs, input.rootfs, '', MS.BIND | MS.REC, '', ''),
   ];
   // The bind is ours alone (/ is a slave now): clearing its flags leaves the host's mount nosuid,nodev.
