@@ -12,7 +12,7 @@ usage: pier <command> …
 
 containers (served by pierd, started on demand):
   run, create, start, stop, restart, kill, rm, pause, unpause, wait
-  ps, logs, exec, inspect, stats, top, port, cp
+  ps, logs, exec, inspect, stats, top, port, cp, events
   network …, volume …, system df|prune, daemon
 images:
   images, tag, rmi, pull, push, build, login, logout, manifest …
@@ -61,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
     case 'top': return (await import('./engine/top.ts')).topMain(rest);
     case 'port': return (await import('./engine/port.ts')).portMain(rest);
     case 'cp': return (await import('./engine/cp.ts')).cpMain(rest);
+    case 'events': return (await import('./engine/events.ts')).eventsMain(rest);
     case 'network': return (await import('./engine/network.ts')).networkMain(rest);
     case 'volume': return (await import('./engine/volume.ts')).volumeMain(rest);
     case 'system': return (await import('./engine/system.ts')).systemMain(rest);

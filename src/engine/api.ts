@@ -66,6 +66,28 @@ export const RestartPolicySchema = Type.Object({
 }, { additionalProperties: false });
 export type RestartPolicy = Static<typeof RestartPolicySchema>;
 
+/**
+ * A health check as docker's configs hold it (image config `Healthcheck`, create's `healthcheck`):
+ * Test is [] (the image's), ["NONE"], ["CMD", arg…] or ["CMD-SHELL", command]; durations in
+ * nanoseconds, 0 for the default (interval 30s, timeout 30s, start period 0, start interval 5s,
+ * retries 3).
+ */
+const nanos = (what: string) => Type.Optional(Type.Integer({ minimum: 0, errorMessage: `expected ${what} in nanoseconds (0: the default)` }));
+export const HealthConfigSchema = Type.Object({
+  Test: Type.Optional(Type.Array(text())),
+  Interval: nanos('an interval'),
+  Timeout: nanos('a timeout'),
+  StartPeriod: nanos('a start period'),
+  StartInterval: nanos('a start interval'),
+  Retries: Type.Optional(Type.Integer({ minimum: 0, errorMessage: 'expected a retry count >= 0' })),
+}, { additionalProperties: false });
+export type HealthConfig = Static<typeof HealthConfigSchema>;
+
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+export interface HealthLogEntry { Start: string; End: string; ExitCode: number; Output: string }
+/** docker's State.Health: kept in the record's state.health while a check runs (and after, as last seen). */
+export interface HealthState { Status: HealthStatus; FailingStreak: number; Log: HealthLogEntry[] }
+
 /** POST /v1/containers — what `pier create`/`pier run` ask for. */
 export const CreateRequestSchema = Type.Object({
   image: Type.String({ minLength: 1, pattern: NO_NUL.source, errorMessage: 'expected an image reference' }),
@@ -108,6 +130,8 @@ export const CreateRequestSchema = Type.Object({
   /** A signal name or number (checked against the runtime's table by Engine.create). */
   stopSignal: Type.Optional(Type.String({ minLength: 1, maxLength: 32, errorMessage: 'expected a signal name or number' })),
   stopTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT_S, errorMessage: `expected whole seconds 0-${MAX_TIMEOUT_S}` })),
+  /** Over the image's HEALTHCHECK field by field (`--health-*`); Test ["NONE"]: `--no-healthcheck`. */
+  healthcheck: Type.Optional(HealthConfigSchema),
 }, { additionalProperties: false });
 export type CreateRequest = Static<typeof CreateRequestSchema>;
 
@@ -157,6 +181,8 @@ export interface ContainerState {
   restartCount: number;
   /** Stopped by a user (stop/kill): `unless-stopped` and on-failure do not restart it. */
   manuallyStopped: boolean;
+  /** The health check's state (daemon/health.ts), when the container has one. */
+  health?: HealthState;
 }
 
 export interface ContainerInfo {

@@ -1,7 +1,7 @@
 /** The Containerfile parser and the substitution rules (no root needed). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseContainerfile, processWord, processWords, keyValues } from '../../src/image/build/index.ts';
+import { healthcheckOf, parseContainerfile, processWord, processWords, keyValues } from '../../src/image/build/index.ts';
 
 const vars = new Map([['A', 'apple'], ['E', ''], ['SP', 'two words']]);
 
@@ -67,7 +67,14 @@ test('errors name the file, line and instruction', () => {
     ['FROM a\nRUN --mount=type=cache,target=/x true\n', /^Containerfile:2: RUN: --mount is not supported by pier build$/],
     ['FROM a\nRUN <<EOF\necho\nEOF\n', /^Containerfile:2: RUN: heredocs \(<<EOF\) are not supported by pier build$/],
     ['FROM a\n\nSHELL sh -c\n', /^Containerfile:3: SHELL: needs a JSON array/],
-    ['FROM a\nHEALTHCHECK CMD true\n', /^Containerfile:2: HEALTHCHECK: HEALTHCHECK is not supported/],
+    ['FROM a\nHEALTHCHECK true\n', /^Containerfile:2: HEALTHCHECK: unknown type "true" \(use CMD or NONE\)$/],
+    ['FROM a\nHEALTHCHECK CMD\n', /^Containerfile:2: HEALTHCHECK: CMD needs a command$/],
+    ['FROM a\nHEALTHCHECK NONE x\n', /^Containerfile:2: HEALTHCHECK: NONE takes no arguments$/],
+    ['FROM a\nHEALTHCHECK --interval=5s NONE\n', /^Containerfile:2: HEALTHCHECK: NONE takes no flags$/],
+    ['FROM a\nHEALTHCHECK --interval=5 CMD true\n', /^Containerfile:2: HEALTHCHECK: --interval=5: expected a duration/],
+    ['FROM a\nHEALTHCHECK --timeout=10us CMD true\n', /^Containerfile:2: HEALTHCHECK: --timeout=10us: must be 0 or at least 1ms$/],
+    ['FROM a\nHEALTHCHECK --retries=-1 CMD true\n', /^Containerfile:2: HEALTHCHECK: --retries=-1: expected a whole number >= 0$/],
+    ['FROM a\nHEALTHCHECK --bogus=1 CMD true\n', /^Containerfile:2: HEALTHCHECK: unknown flag --bogus$/],
     ['FROM a\nONBUILD RUN x\n', /^Containerfile:2: ONBUILD: /],
     ['FROM a AS x\nFROM b AS x\n', /^Containerfile:2: FROM: duplicate stage name "x"$/],
     ['FROM a b c d\n', /^Containerfile:1: FROM: expected "FROM image" or "FROM image AS name"$/],
@@ -93,4 +100,14 @@ test('substitution forms', () => {
   assert.deepEqual(processWords('a "b c" $SP d\\ e', vars), ['a', 'b c', 'two words', 'd e']);
   assert.deepEqual(keyValues('K=$A K2="x y" K3=${SP}', vars, '\\', 'ENV'), [['K', 'apple'], ['K2', 'x y'], ['K3', 'two words']]);
   assert.deepEqual(keyValues('K value with  $A', vars, '\\', 'ENV'), [['K', 'value with  apple']]);
+});
+
+test('HEALTHCHECK: docker forms as an image config Healthcheck (nanoseconds)', () => {
+  const hc = (text: string) => healthcheckOf(parseContainerfile(`FROM a\n${text}\n`).stages[0].instructions[0], 'Containerfile');
+  assert.deepEqual(hc('HEALTHCHECK CMD test -f /tmp/ok || exit 1'), { Test: ['CMD-SHELL', 'test -f /tmp/ok || exit 1'] });
+  assert.deepEqual(hc('HEALTHCHECK CMD ["test", "-f", "/tmp/ok"]'), { Test: ['CMD', 'test', '-f', '/tmp/ok'] });
+  assert.deepEqual(hc('HEALTHCHECK none'), { Test: ['NONE'] });
+  assert.deepEqual(hc('HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=2s --start-interval=1s --retries=5 cmd true'),
+    { Test: ['CMD-SHELL', 'true'], Interval: 90e9, Timeout: 500e6, StartPeriod: 2e9, StartInterval: 1e9, Retries: 5 });
+  assert.deepEqual(hc('HEALTHCHECK --interval=0 \\\n  CMD true'), { Test: ['CMD-SHELL', 'true'], Interval: 0 });
 });

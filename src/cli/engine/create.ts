@@ -8,6 +8,8 @@ import { PierError } from '../../common/errors.ts';
 import { writeStderr, writeStdout } from '../../common/log.ts';
 import { EngineApiError, parseRestartPolicy, type CreateRequest, type EngineClient } from '../../engine/index.ts';
 import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
+import { parseDurationNs } from '../../common/duration.ts';
+import type { HealthConfig } from '../../engine/api.ts';
 import { client, command, envArgs, keyValues, parse, parsePort, parseSize, readEnvFile } from './common.ts';
 
 export const CREATE_FLAGS: FlagSpec[] = [
@@ -41,6 +43,13 @@ export const CREATE_FLAGS: FlagSpec[] = [
   { name: 'stop-signal', value: true },
   { name: 'stop-timeout', value: true },
   { name: 'pull', value: true },
+  { name: 'health-cmd', value: true },
+  { name: 'health-interval', value: true },
+  { name: 'health-timeout', value: true },
+  { name: 'health-retries', value: true },
+  { name: 'health-start-period', value: true },
+  { name: 'health-start-interval', value: true },
+  { name: 'no-healthcheck' },
 ];
 
 export const CREATE_USAGE_FLAGS = `flags:
@@ -63,6 +72,10 @@ export const CREATE_USAGE_FLAGS = `flags:
                            or a runtime from pierd's daemon.json
   -l, --label K=V          --log-opt max-size=10m|max-file=3   --add-host HOST:IP
   --stop-signal SIG        --stop-timeout SECONDS
+  --health-cmd CMD         a health check run with /bin/sh -c (exit 0: healthy)
+  --health-interval D      --health-timeout D   --health-start-period D   --health-start-interval D
+                           (Go durations: 30s, 1m30s, 500ms)   --health-retries N
+  --no-healthcheck         turn off the image's HEALTHCHECK
   --pull missing|always|never   pull an image named by HOST/REPO[:TAG] when it is not here
                            (default missing), every time, or never
 `;
@@ -73,6 +86,37 @@ function positive(s: string | undefined, what: string, integer: boolean): number
   const n = Number(s);
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new PierError(`invalid ${what} ${JSON.stringify(s)}: must be a positive ${integer ? 'integer' : 'number'}`);
   return n;
+}
+
+/** `--health-*` / `--no-healthcheck` as create's healthcheck (undefined: the image's as it is). */
+export function healthFrom(p: Parsed): HealthConfig | undefined {
+  const names = ['health-cmd', 'health-interval', 'health-timeout', 'health-retries', 'health-start-period', 'health-start-interval'];
+  const given = names.filter((n) => str(p, n) !== undefined);
+  if (bool(p, 'no-healthcheck')) {
+    if (given.length) throw new PierError(`--no-healthcheck conflicts with --${given[0]}`);
+    return { Test: ['NONE'] };
+  }
+  if (!given.length) return undefined;
+  const hc: HealthConfig = {};
+  const cmd = str(p, 'health-cmd');
+  if (cmd !== undefined) {
+    if (cmd.trim() === '') throw new PierError('--health-cmd: give a command');
+    hc.Test = ['CMD-SHELL', cmd];
+  }
+  for (const [flag, key] of [['health-interval', 'Interval'], ['health-timeout', 'Timeout'], ['health-start-period', 'StartPeriod'], ['health-start-interval', 'StartInterval']] as const) {
+    const v = str(p, flag);
+    if (v === undefined) continue;
+    const ns = parseDurationNs(v);
+    if (ns === undefined || ns < 0) throw new PierError(`invalid --${flag} ${JSON.stringify(v)}: a duration like 30s, 1m30s or 500ms`);
+    if (ns !== 0 && ns < 1e6) throw new PierError(`invalid --${flag} ${JSON.stringify(v)}: at least 1ms (or 0 for the default)`);
+    hc[key] = ns;
+  }
+  const retries = str(p, 'health-retries');
+  if (retries !== undefined) {
+    if (!/^\d{1,9}$/.test(retries)) throw new PierError(`invalid --health-retries ${JSON.stringify(retries)}: a whole number >= 0`);
+    hc.Retries = Number(retries);
+  }
+  return hc;
 }
 
 /** The create request for parsed run/create flags; rest = IMAGE [COMMAND…]. */
@@ -93,6 +137,7 @@ export function requestFrom(p: Parsed): CreateRequest {
   const stopTimeout = str(p, 'stop-timeout');
   if (stopTimeout !== undefined && !/^\d+$/.test(stopTimeout)) throw new PierError(`invalid --stop-timeout ${JSON.stringify(stopTimeout)}: whole seconds`);
   const memory = str(p, 'memory');
+  const healthcheck = healthFrom(p);
   const req: CreateRequest = {
     image,
     ...(cmd.length ? { cmd } : {}),
@@ -127,6 +172,7 @@ export function requestFrom(p: Parsed): CreateRequest {
     extraHosts: list(p, 'add-host'),
     ...(str(p, 'stop-signal') !== undefined ? { stopSignal: str(p, 'stop-signal') } : {}),
     ...(stopTimeout !== undefined ? { stopTimeout: Number(stopTimeout) } : {}),
+    ...(healthcheck ? { healthcheck } : {}),
   };
   if (req.memory !== undefined && req.memory < 6 * 1024 * 1024) throw new PierError('invalid --memory: the minimum is 6m');
   return req;

@@ -14,7 +14,8 @@ const USAGE = `usage: pier ps [-a] [-q] [--format json|table]
 export function status(c: ContainerInfo): string {
   const s = c.state;
   switch (s.status) {
-    case 'running': return `Up ${ago(s.startedAt)}`;
+    // docker's: "Up 3 seconds (healthy)", "(unhealthy)", "(health: starting)"
+    case 'running': return `Up ${ago(s.startedAt)}${s.health ? (s.health.Status === 'starting' ? ' (health: starting)' : ` (${s.health.Status})`) : ''}`;
     case 'paused': return `Up ${ago(s.startedAt)} (Paused)`;
     case 'restarting': return `Restarting (${s.exitCode ?? 0}) ${ago(s.finishedAt)} ago`;
     case 'exited': return `Exited (${s.exitCode ?? 0}) ${ago(s.finishedAt)} ago`;

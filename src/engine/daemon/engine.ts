@@ -126,6 +126,12 @@ export class Engine extends EventEmitter {
     return next;
   }
 
+  // ---- hook (events branch): a turn of one container's lock, for daemon/health.ts's setHealth ----
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locked(id, fn);
+  }
+  // ---- end hook ----
+
   private liveOf(id: string): Live {
     let l = this.live.get(id);
     if (!l) this.live.set(id, (l = { backoffMs: 0, waiters: [], readers: new Set(), gone: new AbortController() }));

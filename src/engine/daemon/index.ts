@@ -14,6 +14,11 @@ import { Engine } from './engine.ts';
 import { createApiServer } from './server.ts';
 import type { ServerLimits } from '../../common/http-server.ts';
 import { daemonConfigFiles, loadRuntimes } from './runtime.ts';
+import { realClock } from '../../common/clock.ts';
+import { eventsOf } from './events.ts';
+import { HealthMonitor, attachHealth } from './health.ts';
+import { runtimeProbeExec } from './probe-exec.ts';
+import type { HealthState } from '../api.ts';
 
 export { Engine } from './engine.ts';
 export { createApiServer, API_VERSION } from './server.ts';
@@ -90,13 +95,36 @@ export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = 
     rmSync(paths.socket, { force: true });
     throw err;
   }
+  // Health checks: probes through the runtime (probe-exec.ts), state into the record, status changes as events.
+  const health = new HealthMonitor({
+    exec: runtimeProbeExec((id) => engine.records.find(id), (id) => engine.records.dirOf(id)),
+    clock: realClock,
+    setHealth: (id, h) => setHealth(engine, id, h),
+    onStatus: (id, status) => { eventsOf(engine).fromEngine({ type: 'health_status', id, health: status }, (x) => { const r = engine.records.find(x); return r && { name: r.name, image: r.image, ...(r.config.labels ? { labels: r.config.labels } : {}) }; }); },
+  });
+  attachHealth(engine, health);
   ready();
   log.info(`pierd ${process.pid} serving ${paths.socket} (runtimes: ${runtimes.names().join(', ')})`);
   const stop = async () => {
+    health.close();
     await new Promise<void>((r) => { api.close(() => r()); api.closeAllConnections(); });
     await engine.close();
     rmSync(paths.socket, { force: true });
     rmSync(paths.pidFile, { force: true });
   };
   return { engine, server: api, paths, stop };
+}
+
+/**
+ * The one place the health monitor writes a record: under the container's lock, its state replaced
+ * by a copy with the new health, saved atomically. (The state machine's records.update(id, fn) is to
+ * take this over.) A container gone or no longer running keeps what it had.
+ */
+export function setHealth(engine: Engine, id: string, health: HealthState): Promise<void> {
+  return engine.withLock(id, async () => {
+    const rec = engine.records.find(id);
+    if (!rec || rec.state.status !== 'running') return;
+    rec.state = { ...rec.state, health };
+    engine.records.save(rec);
+  });
 }

@@ -20,6 +20,7 @@ import { archiveIn, archiveOut, statPath } from './archive.ts';
 import type { Engine } from './engine.ts';
 import { ApiError } from './errors.ts';
 import { BuildSandboxes } from './build-sandbox.ts';
+import { eventLine, eventsOf, parseFilters, type EventBus } from './events.ts';
 
 export const API_VERSION = 'v1';
 
@@ -223,6 +224,30 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
   });
   on('PUT', '/containers/:ref/archive', ['path'], async (req, _s, m, q) => { await archiveIn(engine, m[0], q.get('path'), req); return {}; }, { body: true });
 
+  // events (events.ts): held ones from `since`, then live ones until `until` or the client leaves
+  const events = eventsOf(engine);
+  on('GET', '/events', ['since', 'until', 'filters'], async (_r, res, _m, q) => {
+    const now = Date.now();
+    const since = time(q, 'since', now);
+    const until = time(q, 'until', now);
+    const filter = parseFilters(q.get('filters'));
+    const sub = events.subscribe({ filter, ...(since ? { sinceMs: since.getTime() } : {}), ...(until ? { untilMs: until.getTime() } : {}) }, now);
+    res.on('close', () => sub.close());
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    res.flushHeaders();
+    for (;;) {
+      const n = await sub.next();
+      if ('end' in n) break;
+      if ('error' in n) { res.write(`${JSON.stringify({ error: n.error })}\n`); break; }
+      // A full socket buffer parks this loop; the subscription queues (bounded) meanwhile.
+      if (!res.write(eventLine(n.event)) && !res.destroyed) await drained(res);
+      if (res.destroyed) break;
+    }
+    sub.close();
+    res.end();
+    return STREAMED;
+  });
+
   // images (pull, push, build and tag run in the CLI against the same store)
   on('GET', '/images', [], async () => engine.images.list());
   on('DELETE', '/images/:ref', ['force'], async (_r, _s, m, q) => {
@@ -240,18 +265,25 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
   on('GET', '/networks', [], async () => engine.networks.list());
   on('POST', '/networks', [], async (req) => {
     const b = await body(req, networkCreate, 'network create');
-    return engine.networks.create(b.name, { ...(b.subnet ? { subnet: b.subnet } : {}), ...(b.gateway ? { gateway: b.gateway } : {}), internal: b.internal ?? false, labels: b.labels ?? {} });
+    const n = engine.networks.create(b.name, { ...(b.subnet ? { subnet: b.subnet } : {}), ...(b.gateway ? { gateway: b.gateway } : {}), internal: b.internal ?? false, labels: b.labels ?? {} });
+    networkEvent(events, 'create', n);
+    return n;
   }, { body: true });
   on('POST', '/networks/prune', [], async () => {
     const removed: string[] = [];
     for (const n of engine.networks.list()) {
       if (n.name === 'bridge') continue;
-      try { if (engine.networks.inspect(n.id).containers.length === 0) { engine.networks.remove(n.id); removed.push(n.name); } } catch { /* in use */ }
+      try { if (engine.networks.inspect(n.id).containers.length === 0) { engine.networks.remove(n.id); removed.push(n.name); networkEvent(events, 'destroy', n); } } catch { /* in use */ }
     }
     return { removed };
   });
   on('GET', '/networks/:ref', [], async (_r, _s, m) => engine.networks.inspect(m[0]));
-  on('DELETE', '/networks/:ref', [], async (_r, _s, m) => { engine.networks.remove(m[0]); return {}; });
+  on('DELETE', '/networks/:ref', [], async (_r, _s, m) => {
+    const n = engine.networks.inspect(m[0]);
+    engine.networks.remove(n.id);
+    networkEvent(events, 'destroy', n);
+    return {};
+  });
 
   // network sandboxes lent to `pier build` for as long as the asking connection lasts (build-sandbox.ts)
   const builds = new BuildSandboxes(engine);
@@ -262,11 +294,18 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
   on('GET', '/volumes', [], async () => engine.volumes.list());
   on('POST', '/volumes', [], async (req) => {
     const b = await body(req, volumeCreate, 'volume create');
-    return engine.volumes.create(b.name, { labels: b.labels ?? {} });
+    const existed = b.name !== undefined && engine.volumes.tryInspect(b.name) !== undefined;
+    const v = engine.volumes.create(b.name, { labels: b.labels ?? {} });
+    if (!existed) events.publish('volume', 'create', v.name, { driver: v.driver });
+    return v;
   }, { body: true });
-  on('POST', '/volumes/prune', [], async () => ({ removed: engine.pruneVolumes() }));
+  on('POST', '/volumes/prune', [], async () => {
+    const removed = engine.pruneVolumes();
+    for (const name of removed) events.publish('volume', 'destroy', name, { driver: 'local' });
+    return { removed };
+  });
   on('GET', '/volumes/:name', [], async (_r, _s, m) => engine.volumes.inspect(m[0]));
-  on('DELETE', '/volumes/:name', [], async (_r, _s, m) => { engine.removeVolume(m[0]); return {}; });
+  on('DELETE', '/volumes/:name', [], async (_r, _s, m) => { engine.removeVolume(m[0]); events.publish('volume', 'destroy', m[0], { driver: 'local' }); return {}; });
 
   // system
   on('GET', '/system/df', [], async () => engine.df());
@@ -275,9 +314,10 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
     const networks: string[] = [];
     for (const n of engine.networks.list()) {
       if (n.name === 'bridge') continue;
-      try { if (engine.networks.inspect(n.id).containers.length === 0) { engine.networks.remove(n.id); networks.push(n.name); } } catch { /* in use */ }
+      try { if (engine.networks.inspect(n.id).containers.length === 0) { engine.networks.remove(n.id); networks.push(n.name); networkEvent(events, 'destroy', n); } } catch { /* in use */ }
     }
     const volumes = flag(q, 'volumes') ? engine.pruneVolumes() : [];
+    for (const name of volumes) events.publish('volume', 'destroy', name, { driver: 'local' });
     const images = await engine.images.gc();
     return { containers, networks, volumes, images: { blobs: images.removed?.length ?? 0, snapshots: images.snapshots.length } };
   });
@@ -314,3 +354,16 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
 }
 
 const STREAMED = Symbol('streamed');
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** docker's network events carry the name and the driver. */
+function networkEvent(events: EventBus, action: 'create' | 'destroy', n: { id: string; name: string }): void {
+  events.publish('network', action, n.id, { name: n.name, type: 'bridge' });
+}

@@ -19,7 +19,7 @@ import { diffUpper, packDirectory, type Compression, type LayerBlob } from '../l
 import { Snapshotter } from '../snapshot/index.ts';
 import { writeImage, hostPlatform, DEFAULT_PATH } from '../transfer/index.ts';
 import { imageSpec, writeBundle, resolveUser } from '../bundle.ts';
-import { ContainerfileError, fail, parseContainerfile, type Containerfile, type Instruction, type Stage } from './parser.ts';
+import { ContainerfileError, fail, healthcheckOf, parseContainerfile, type Containerfile, type Instruction, type Stage } from './parser.ts';
 import { keyValues, processWord, processWords } from './words.ts';
 import { DockerIgnore } from './dockerignore.ts';
 import { ResolveError, at, fdPath, lstatAt, namesOf, openDirAt, openFileAt, openRoot, readlinkAt, tryWalkAt, walkAt, withEntry, withFd, type Entry } from './anchored.ts';
@@ -504,6 +504,11 @@ export class Builder {
         c.StopSignal = this.word(st, ins, ins.args);
         if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(c.StopSignal)) this.err(ins, `invalid signal ${JSON.stringify(c.StopSignal)}`);
         shown = c.StopSignal;
+        break;
+      case 'HEALTHCHECK':
+        // the last one wins, as in docker; NONE turns off one inherited from the base image
+        c.Healthcheck = healthcheckOf(ins, this.cf.file);
+        shown = JSON.stringify(c.Healthcheck);
         break;
       case 'SHELL':
         st.shell = [...ins.json!];

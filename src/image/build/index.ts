@@ -1,5 +1,5 @@
 /** pier build: Containerfile parsing, .dockerignore, and the build executor with its layer cache. */
-export { parseContainerfile, ContainerfileError, type Containerfile, type Instruction, type Stage } from './parser.ts';
+export { parseContainerfile, healthcheckOf, ContainerfileError, type Healthcheck, type Containerfile, type Instruction, type Stage } from './parser.ts';
 export { processWord, processWords, keyValues, type Vars } from './words.ts';
 export { DockerIgnore } from './dockerignore.ts';
 export { BuildCache, stepKey, type CacheEntry } from './cache.ts';

@@ -4,6 +4,7 @@
  * (ARG, ENV) are only known while the build runs; the functions for it live in `words.ts`.
  */
 import { PierError } from '../../common/errors.ts';
+import { parseDurationNs } from '../../common/duration.ts';
 
 export interface Instruction {
   /** upper-case keyword: FROM, RUN, … */
@@ -43,6 +44,7 @@ const FLAGS: Record<string, string[]> = {
   COPY: ['from', 'chown', 'chmod', 'link'],
   ADD: ['chown', 'chmod', 'link'],
   RUN: [],
+  HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
 const KNOWN = new Set([
@@ -53,7 +55,6 @@ const KNOWN = new Set([
 /** Instructions pier build reads but does not carry out, with why. */
 const REFUSED: Record<string, string> = {
   ONBUILD: 'ONBUILD triggers are not supported by pier build',
-  HEALTHCHECK: 'HEALTHCHECK is not supported by pier build (OCI image configs have no health check)',
 };
 
 /** Instructions whose arguments may be a JSON array. */
@@ -214,6 +215,9 @@ function checkShape(ins: Instruction, file: string): void {
       if (!args.includes('=') && kind === 'LABEL') fail(file, line, kind, 'expected key=value');
       if (!args.includes('=') && kind === 'ENV' && !/^\S+\s+\S/.test(args)) fail(file, line, kind, 'expected key=value');
       break;
+    case 'HEALTHCHECK':
+      healthcheckOf(ins, file);
+      break;
     case 'STOPSIGNAL':
     case 'USER':
     case 'WORKDIR':
@@ -221,4 +225,42 @@ function checkShape(ins: Instruction, file: string): void {
     default:
       break;
   }
+}
+
+/** An image config's Healthcheck (docker's: durations in nanoseconds, 0 for the default). */
+export interface Healthcheck { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number }
+
+/**
+ * `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D --timeout=D --start-period=D --start-interval=D
+ * --retries=N] CMD command` (shell form: ["CMD-SHELL", command], run with /bin/sh -c; exec form:
+ * ["CMD", arg…]), as docker reads it. Durations are Go's (30s, 1m30s), 0 or at least 1ms.
+ */
+export function healthcheckOf(ins: Instruction, file: string): Healthcheck {
+  const { args, flags, line } = ins;
+  const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(args)!;
+  const type = m[1].toUpperCase();
+  const rest = (m[2] ?? '').trim();
+  if (type === 'NONE') {
+    if (rest !== '') fail(file, line, 'HEALTHCHECK', 'NONE takes no arguments');
+    if (Object.keys(flags).length) fail(file, line, 'HEALTHCHECK', 'NONE takes no flags');
+    return { Test: ['NONE'] };
+  }
+  if (type !== 'CMD') fail(file, line, 'HEALTHCHECK', `unknown type ${JSON.stringify(m[1])} (use CMD or NONE)`);
+  if (rest === '') fail(file, line, 'HEALTHCHECK', 'CMD needs a command');
+  const json = parseJsonArray(rest);
+  if (json !== undefined && json.length === 0) fail(file, line, 'HEALTHCHECK', 'empty JSON array');
+  const hc: Healthcheck = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', rest] };
+  for (const [flag, key] of [['interval', 'Interval'], ['timeout', 'Timeout'], ['start-period', 'StartPeriod'], ['start-interval', 'StartInterval']] as const) {
+    const v = flags[flag];
+    if (v === undefined) continue;
+    const ns = parseDurationNs(v);
+    if (ns === undefined || ns < 0) fail(file, line, 'HEALTHCHECK', `--${flag}=${v}: expected a duration like 30s, 1m30s or 500ms`);
+    if (ns !== 0 && ns < 1e6) fail(file, line, 'HEALTHCHECK', `--${flag}=${v}: must be 0 or at least 1ms`);
+    hc[key] = ns;
+  }
+  if (flags.retries !== undefined) {
+    if (!/^\d{1,9}$/.test(flags.retries)) fail(file, line, 'HEALTHCHECK', `--retries=${flags.retries}: expected a whole number >= 0`);
+    hc.Retries = Number(flags.retries);
+  }
+  return hc;
 }

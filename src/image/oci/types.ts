@@ -104,6 +104,8 @@ export interface ContainerConfig {
   Labels?: Record<string, string>;
   StopSignal?: string;
   ArgsEscaped?: boolean;
+  /** docker's extension (HEALTHCHECK): Test and durations in nanoseconds; OCI readers ignore it. */
+  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
 }
 
 export interface ImageConfig {

@@ -179,6 +179,13 @@ export function validateConfig(v: unknown, path = 'config'): ImageConfig {
     optString(c, 'WorkingDir', `${path}.config`);
     optString(c, 'StopSignal', `${path}.config`);
     optStringMap(c, 'Labels', `${path}.config`);
+    if (c.Healthcheck !== undefined && c.Healthcheck !== null) {
+      const h = obj(c.Healthcheck, `${path}.config.Healthcheck`);
+      optStringArray(h, 'Test', `${path}.config.Healthcheck`);
+      for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries']) {
+        if (h[k] !== undefined && (typeof h[k] !== 'number' || !Number.isInteger(h[k]) || (h[k] as number) < 0)) fail(`${path}.config.Healthcheck.${k}`, 'must be an integer >= 0');
+      }
+    }
   }
   if (o.history !== undefined && o.history !== null) {
     if (!Array.isArray(o.history)) fail(`${path}.history`, 'must be an array');
