@@ -29,9 +29,13 @@ test('every field the CLI sends, with every create flag, fits the schema', () =>
     '--network-alias', 'api', '-m', '64m', '--cpus', '1.5', '--pids-limit', '100', '--restart', 'on-failure:3', '--read-only',
     '--cap-add', 'NET_ADMIN', '--cap-drop', 'ALL', '--init', '--rm', '--runtime', 'runc', '-l', 'k=v', '--log-opt', 'max-size=1m',
     '--log-opt', 'max-file=5', '--add-host', 'db:10.0.0.2', '--stop-signal', 'SIGQUIT', '--stop-timeout', '30',
+    '--health-cmd', 'test -f /ok', '--health-interval', '1m30s', '--health-timeout', '500ms', '--health-retries', '2',
+    '--health-start-period', '2s', '--health-start-interval', '1s',
     'busybox', 'echo', 'hi',
   ];
   const req = requestFrom(parse(argv, CREATE_FLAGS, 'create', true));
+  assert.deepEqual(req.healthcheck, { Test: ['CMD-SHELL', 'test -f /ok'], Interval: 90e9, Timeout: 500e6, StartPeriod: 2e9, StartInterval: 1e9, Retries: 2 });
+  assert.deepEqual(requestFrom(parse(['--no-healthcheck', 'busybox'], CREATE_FLAGS, 'create', true)).healthcheck, { Test: ['NONE'] });
   assert.deepEqual(create.check(JSON.parse(JSON.stringify(req))), JSON.parse(JSON.stringify(req)));
   // The smallest request the CLI sends (defaults everywhere) too.
   create.check(JSON.parse(JSON.stringify(requestFrom(parse(['busybox'], CREATE_FLAGS, 'create', true)))));
@@ -63,6 +67,9 @@ test('bad create bodies are refused with one line naming the field', () => {
     [{ image: 'busybox', ports: [{ hostPort: 1, containerPort: 80, protocol: 'tcp', hostIp: '::1' }] }, /field ports\[0\]\.hostIp: expected an IPv4 address/],
     [{ image: 'busybox', ports: [{ hostPort: 1, containerPort: 80 }] }, /field ports\[0\]\.protocol/],
     [{ image: 'busybox', memory: 1024 }, /field memory: expected a byte count of at least 6291456/],
+    [{ image: 'busybox', healthcheck: { Interval: -1 } }, /field healthcheck\.Interval: expected an interval in nanoseconds/],
+    [{ image: 'busybox', healthcheck: { Test: 'true' } }, /field healthcheck\.Test/],
+    [{ image: 'busybox', healthcheck: { Tset: ['CMD'] } }, /healthcheck/],
     [{ image: 'busybox', cpus: 0 }, /field cpus/],
     [{ image: 'busybox', pidsLimit: 0 }, /field pidsLimit/],
     [{ image: 'busybox', restart: { name: 'sometimes' } }, /field restart\.name: expected no, on-failure, always or unless-stopped/],
