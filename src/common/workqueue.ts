@@ -40,6 +40,8 @@ export class WorkQueue {
   private timers = new Map<string, { at: number; timer: Timer }>();
   private failures = new Map<string, Backoff>();
   private running = 0;
+  /** A pump is queued on a microtask (schedule()). */
+  private scheduled = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
 
@@ -120,7 +122,6 @@ export class WorkQueue {
    * Handlers start on a later job, never inside add(): the caller finishes the change it is making
    * first, and adds of one tick coalesce.
    */
-  private scheduled = false;
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;

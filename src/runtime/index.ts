@@ -97,5 +97,6 @@ export { PierError } from '../common/errors.ts';
 export { OCI_VERSION } from './spec.ts';
 export { DOCKER_DEFAULT_CAPS, CAP_NAMES } from './caps.ts';
 export { parseSignal } from './signals.ts';
+export { signalProcess } from './proc.ts';
 export { exitStatus };
 export { oomCounterOf, readOomCounter, type OomCounter } from './cgroups/oom.ts';

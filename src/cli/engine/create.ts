@@ -6,10 +6,9 @@ import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { PierError } from '../../common/errors.ts';
 import { writeStderr, writeStdout } from '../../common/log.ts';
-import { EngineApiError, parseRestartPolicy, type CreateRequest, type EngineClient } from '../../engine/index.ts';
+import { EngineApiError, parseRestartPolicy, type CreateRequest, type EngineClient, type HealthConfig } from '../../engine/index.ts';
 import { bool, list, str, type FlagSpec, type Parsed } from '../args.ts';
 import { parseDurationNs } from '../../common/duration.ts';
-import type { HealthConfig } from '../../engine/api.ts';
 import { client, command, envArgs, keyValues, parse, parsePort, parseSize, readEnvFile } from './common.ts';
 
 export const CREATE_FLAGS: FlagSpec[] = [

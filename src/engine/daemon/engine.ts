@@ -22,7 +22,7 @@ import { ContainerRecords, newId, validateName } from './store.ts';
 import { ApiError, conflict } from './errors.ts';
 import { buildSpec, capabilities } from './spec.ts';
 import { checkMountDestination, parseVolumeSpec } from './mounts.ts';
-import { BinaryDriver, LibraryDriver, Runtimes, type RuntimeDriver } from './runtime.ts';
+import { BinaryDriver, LibraryDriver, Runtimes, runtimeBinaryOf, type RuntimeDriver } from './runtime.ts';
 import { parseSignal } from '../../runtime/signals.ts';
 import { nextBackoff, restartOnDaemonStart, shouldRestart } from './restart.ts';
 import { findInitBinary } from './init.ts';
@@ -139,9 +139,7 @@ export class Engine extends EventEmitter {
   }
 
   private driver(rec: ContainerInfo): RuntimeDriver {
-    // The binary the container was started with (records of an older pier kept only the path in
-    // config.runtime): a running container is driven by what runs it, even if the config changed since.
-    const key = rec.runtimePath ?? (rec.config.runtime?.startsWith('/') ? rec.config.runtime : '');
+    const key = runtimeBinaryOf(rec) ?? '';
     let d = this.drivers.get(key);
     if (!d) this.drivers.set(key, (d = key ? new BinaryDriver(key, rec.runtimeRoot) : new LibraryDriver(rec.runtimeRoot)));
     return d;

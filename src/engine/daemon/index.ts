@@ -15,7 +15,6 @@ import { createApiServer } from './server.ts';
 import type { ServerLimits } from '../../common/http-server.ts';
 import { daemonConfigFiles, loadRuntimes } from './runtime.ts';
 import { realClock } from '../../common/clock.ts';
-import { eventsOf } from './events.ts';
 import { HealthMonitor, attachHealth } from './health.ts';
 import { runtimeProbeExec } from './probe-exec.ts';
 import type { HealthState } from '../api.ts';
@@ -100,7 +99,8 @@ export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = 
     exec: runtimeProbeExec((id) => engine.records.find(id), (id) => engine.records.dirOf(id)),
     clock: realClock,
     setHealth: (id, h) => setHealth(engine, id, h),
-    onStatus: (id, status) => { eventsOf(engine).fromEngine({ type: 'health_status', id, health: status }, (x) => { const r = engine.records.find(x); return r && { name: r.name, image: r.image, ...(r.config.labels ? { labels: r.config.labels } : {}) }; }); },
+    // through the engine's emitter, as every container event goes (events.ts adds name, image, labels)
+    onStatus: (id, status) => { engine.emit('event', { type: 'health_status', id, health: status }); },
   });
   attachHealth(engine, health);
   ready();

@@ -12,10 +12,10 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime, type Spec } from '../../runtime/index.ts';
-import { signalProcess } from '../../runtime/proc.ts';
+import { Runtime, signalProcess, type Spec } from '../../runtime/index.ts';
 import type { ContainerInfo } from '../api.ts';
 import { MAX_OUTPUT, type ProbeExec } from './health.ts';
+import { runtimeBinaryOf } from './runtime.ts';
 
 export function runtimeProbeExec(find: (id: string) => ContainerInfo | undefined, dirOf: (id: string) => string): ProbeExec {
   return async (id, cmd, timeoutMs) => {
@@ -33,7 +33,7 @@ export function runtimeProbeExec(find: (id: string) => ContainerInfo | undefined
     timer.unref();
     try {
       let exitCode: number;
-      const bin = rec.runtimePath ?? (rec.config.runtime?.startsWith('/') ? rec.config.runtime : undefined);
+      const bin = runtimeBinaryOf(rec);
       if (bin) {
         const pidFile = join(tmp, 'pid');
         const args = ['--root', rec.runtimeRoot, 'exec', '--pid-file', pidFile, '--cwd', base.cwd, '--user', `${base.user.uid}:${base.user.gid}`,

@@ -123,6 +123,15 @@ function readConfig(file: string): string | undefined {
   }
 }
 
+/**
+ * The runc-compatible binary a container was started with, or undefined for pier's own runtime.
+ * A running container is driven by what runs it, even if the daemon's table changed since; a record
+ * of an older pier kept only the path, in config.runtime.
+ */
+export function runtimeBinaryOf(rec: { runtimePath?: string; config: { runtime?: string } }): string | undefined {
+  return rec.runtimePath ?? (rec.config.runtime?.startsWith('/') ? rec.config.runtime : undefined);
+}
+
 export interface ContainerStats {
   cpuNanos: number;
   memoryUsage: number;

@@ -13,7 +13,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { PierError, messageOf } from '../../common/errors.ts';
 import { HttpError, guardServer, guarded, longLived, readJson, requestUrl, serverOptions, type ServerLimits } from '../../common/http-server.ts';
 import { compile } from '../../common/schema.ts';
-import { Router, compilePattern } from '../../common/router.ts';
+import { Router } from '../../common/router.ts';
+import { parseDurationNs } from '../../common/duration.ts';
 import { parseSignal } from '../../runtime/signals.ts';
 import { CreateRequestSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
 import { archiveIn, archiveOut, statPath } from './archive.ts';
@@ -58,11 +59,7 @@ function streamStart(res: ServerResponse): (line: StreamLine) => Promise<void> {
   res.writeHead(200, { 'content-type': 'application/x-ndjson' });
   return async (line) => {
     if (res.write(`${JSON.stringify(line)}\n`) || res.destroyed) return;
-    await new Promise<void>((resolve) => {
-      const done = () => { res.off('drain', done); res.off('close', done); resolve(); };
-      res.on('drain', done);
-      res.on('close', done);
-    });
+    await drained(res);
   };
 }
 
@@ -108,8 +105,6 @@ const time = (q: URLSearchParams, k: string, now = Date.now()): Date | undefined
   return t;
 };
 
-const GO_DURATION = /^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/;
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1e3, m: 6e4, h: 3.6e6 };
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?$/;
 
 /**
@@ -126,11 +121,8 @@ export function parseTime(v: string, now = Date.now()): Date | undefined {
 
 function timeOf(v: string, now: number): Date | undefined {
   if (/^\d{1,12}(\.\d{1,9})?$/.test(v)) return new Date(Number(v) * 1000);
-  if (GO_DURATION.test(v)) {
-    let ms = 0;
-    for (const [, n, unit] of v.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) ms += Number(n) * UNIT_MS[unit];
-    return new Date(now - (v.startsWith('-') ? -ms : ms));
-  }
+  const ns = parseDurationNs(v);
+  if (ns !== undefined) return new Date(now - ns / 1e6);
   const m = DATE_TIME.exec(v);
   if (!m) return undefined;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
@@ -156,8 +148,7 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
    * handler gets the path's parameters in order.
    */
   const on = (method: string, path: string, query: readonly string[], h: Handler, opts: { body?: boolean } = {}) => {
-    const names = compilePattern(path).names;
-    router.on(method, path, (ctx) => h(ctx.req, ctx.res, names.map((n) => (ctx.params as Record<string, string>)[n]), ctx.query), { query, meta: { body: opts.body ?? false } });
+    router.on(method, path, (ctx) => h(ctx.req, ctx.res, Object.values(ctx.params) as string[], ctx.query), { query, meta: { body: opts.body ?? false } });
   };
 
   on('GET', '/_ping', [], async () => 'OK');
@@ -269,14 +260,16 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
     networkEvent(events, 'create', n);
     return n;
   }, { body: true });
-  on('POST', '/networks/prune', [], async () => {
+  /** Remove every user network no container is on (the default bridge stays); their names. */
+  const pruneNetworks = (): string[] => {
     const removed: string[] = [];
     for (const n of engine.networks.list()) {
       if (n.name === 'bridge') continue;
       try { if (engine.networks.inspect(n.id).containers.length === 0) { engine.networks.remove(n.id); removed.push(n.name); networkEvent(events, 'destroy', n); } } catch { /* in use */ }
     }
-    return { removed };
-  });
+    return removed;
+  };
+  on('POST', '/networks/prune', [], async () => ({ removed: pruneNetworks() }));
   on('GET', '/networks/:ref', [], async (_r, _s, m) => engine.networks.inspect(m[0]));
   on('DELETE', '/networks/:ref', [], async (_r, _s, m) => {
     const n = engine.networks.inspect(m[0]);
@@ -299,25 +292,23 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
     if (!existed) events.publish('volume', 'create', v.name, { driver: v.driver });
     return v;
   }, { body: true });
-  on('POST', '/volumes/prune', [], async () => {
+  const volumeDestroyed = (name: string) => events.publish('volume', 'destroy', name, { driver: 'local' });
+  /** Remove every volume no container uses; their names. */
+  const pruneVolumes = (): string[] => {
     const removed = engine.pruneVolumes();
-    for (const name of removed) events.publish('volume', 'destroy', name, { driver: 'local' });
-    return { removed };
-  });
+    removed.forEach(volumeDestroyed);
+    return removed;
+  };
+  on('POST', '/volumes/prune', [], async () => ({ removed: pruneVolumes() }));
   on('GET', '/volumes/:name', [], async (_r, _s, m) => engine.volumes.inspect(m[0]));
-  on('DELETE', '/volumes/:name', [], async (_r, _s, m) => { engine.removeVolume(m[0]); events.publish('volume', 'destroy', m[0], { driver: 'local' }); return {}; });
+  on('DELETE', '/volumes/:name', [], async (_r, _s, m) => { engine.removeVolume(m[0]); volumeDestroyed(m[0]); return {}; });
 
   // system
   on('GET', '/system/df', [], async () => engine.df());
   on('POST', '/system/prune', ['volumes'], async (_r, _s, _m, q) => {
     const containers = await engine.pruneContainers();
-    const networks: string[] = [];
-    for (const n of engine.networks.list()) {
-      if (n.name === 'bridge') continue;
-      try { if (engine.networks.inspect(n.id).containers.length === 0) { engine.networks.remove(n.id); networks.push(n.name); networkEvent(events, 'destroy', n); } } catch { /* in use */ }
-    }
-    const volumes = flag(q, 'volumes') ? engine.pruneVolumes() : [];
-    for (const name of volumes) events.publish('volume', 'destroy', name, { driver: 'local' });
+    const networks = pruneNetworks();
+    const volumes = flag(q, 'volumes') ? pruneVolumes() : [];
     const images = await engine.images.gc();
     return { containers, networks, volumes, images: { blobs: images.removed?.length ?? 0, snapshots: images.snapshots.length } };
   });

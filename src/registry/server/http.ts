@@ -172,14 +172,16 @@ const routes = new Router<void, RegistryContext>()
     return next();
   })
   .use(async (ctx, next) => {
-    // a pull-through cache fills itself first; the ordinary handlers then serve from it (the client waits meanwhile)
+    // a pull-through cache fills itself first (routes say what: meta.fill); the ordinary handlers
+    // then serve from it (the client waits meanwhile)
     const { proxy } = ctx;
     if (!proxy || ctx.params.name === undefined) return next();
     const method = ctx.req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') throw proxy.refuse(method);
     const { name, digest, ref } = ctx.params as { name: string; digest?: string; ref?: string };
-    if (ctx.route.pattern.includes('/blobs/:digest')) { const d = checkDigest(digest!).digest; await serverBusy(ctx.res, () => proxy.blob(ctx.store, name, d)); }
-    if (ctx.route.pattern.includes('/manifests/') && (ref!.includes(':') || isValidTag(ref!))) await serverBusy(ctx.res, () => proxy.manifest(ctx.store, name, ref!));
+    const fill = ctx.route.meta.fill;
+    if (fill === 'blob') { const d = checkDigest(digest!).digest; await serverBusy(ctx.res, () => proxy.blob(ctx.store, name, d)); }
+    if (fill === 'manifest' && (ref!.includes(':') || isValidTag(ref!))) await serverBusy(ctx.res, () => proxy.manifest(ctx.store, name, ref!));
     return next();
   })
   .on('*', '/v2/', ({ req, res }) => {
@@ -190,8 +192,8 @@ const routes = new Router<void, RegistryContext>()
   })
   .on('*', '/v2/_catalog', (c) => catalog(c.store, c.req, c.res, c.query, c.mayPull))
   .on('*', '/v2/:name+/blobs/uploads/:id?', (c) => uploads(c.store, c.req, c.res, c.params.name, c.params.id, c.query, c.mayMountFrom))
-  .on('*', '/v2/:name+/blobs/:digest', (c) => blobs(c.store, c.req, c.res, c.params.name, c.params.digest))
-  .on('*', '/v2/:name+/manifests/:ref', (c) => manifests(c.store, c.req, c.res, c.params.name, c.params.ref, c.query))
+  .on('*', '/v2/:name+/blobs/:digest', (c) => blobs(c.store, c.req, c.res, c.params.name, c.params.digest), { meta: { fill: 'blob' } })
+  .on('*', '/v2/:name+/manifests/:ref', (c) => manifests(c.store, c.req, c.res, c.params.name, c.params.ref, c.query), { meta: { fill: 'manifest' } })
   .on('*', '/v2/:name+/tags/list', (c) => tagsList(c.store, c.req, c.res, c.params.name, c.query))
   .on('*', '/v2/:name+/referrers/:digest', (c) => referrers(c.store, c.req, c.res, c.params.name, c.params.digest, c.query));
 
