@@ -183,10 +183,16 @@ export interface ContainerState {
   manuallyStopped: boolean;
   /** The health check's state (daemon/health.ts), when the container has one. */
   health?: HealthState;
+  /** restarting: when (ms since the epoch) the restart manager starts it again; 0: at once. */
+  restartAt?: number;
+  /** The delay before the last restart (ms): the next one doubles it unless the run was stable. */
+  restartDelayMs?: number;
 }
 
 export interface ContainerInfo {
   id: string;
+  /** One up at every change of the record (daemon/store.ts); events carry it. */
+  revision: number;
   name: string;
   created: string;
   image: string;

@@ -18,6 +18,7 @@ import { realClock } from '../../common/clock.ts';
 import { HealthMonitor, attachHealth } from './health.ts';
 import { runtimeProbeExec } from './probe-exec.ts';
 import type { HealthState } from '../api.ts';
+import { engineConfigFromEnv, type EngineConfig } from './config.ts';
 
 export { Engine } from './engine.ts';
 export { createApiServer, API_VERSION } from './server.ts';
@@ -61,12 +62,14 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = {}): Promise<Daemon> {
+export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger; config?: EngineConfig } = {}): Promise<Daemon> {
   const paths = opts.paths ?? enginePaths();
   const log = opts.log ?? new Logger();
+  // the one place the engine's configuration comes from the environment
+  const config = opts.config ?? engineConfigFromEnv();
   // daemon.json is read here, once: which runtimes containers may name is fixed for this daemon's life.
   const runtimes = loadRuntimes({ files: daemonConfigFiles(paths.root) });
-  const engine = new Engine({ paths, log, runtimes });
+  const engine = new Engine({ paths, log, runtimes, config });
   let ready!: () => void;
   const initialised = new Promise<void>((r) => { ready = r; });
   const api = createApiServer(engine, limitsFromEnv());
@@ -116,15 +119,12 @@ export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = 
 }
 
 /**
- * The one place the health monitor writes a record: under the container's lock, its state replaced
- * by a copy with the new health, saved atomically. (The state machine's records.update(id, fn) is to
- * take this over.) A container gone or no longer running keeps what it had.
+ * The one place the health monitor writes a record: through records.update (under the container's
+ * lock, on a copy). A container gone or no longer running keeps what it had.
  */
-export function setHealth(engine: Engine, id: string, health: HealthState): Promise<void> {
-  return engine.withLock(id, async () => {
-    const rec = engine.records.find(id);
-    if (!rec || rec.state.status !== 'running') return;
-    rec.state = { ...rec.state, health };
-    engine.records.save(rec);
-  });
+export async function setHealth(engine: Engine, id: string, health: HealthState): Promise<void> {
+  if (!engine.records.has(id)) return;
+  await engine.update(id, (d) => {
+    if (d.state.status === 'running') d.state.health = health;
+  }).catch((err: unknown) => { if ((err as { status?: number }).status !== 404) throw err; });
 }

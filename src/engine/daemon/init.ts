@@ -1,13 +1,13 @@
-/** Where pier-init (native/init.c, the --init PID 1) is: $PIER_INIT, else native/build/pier-init above this module. */
+/** Where pier-init (native/init.c, the --init PID 1) is: the configured path, else native/build/pier-init above this module. */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let cached: string | null | undefined;
 
-export function findInitBinary(): string | undefined {
+export function findInitBinary(explicit?: string): string | undefined {
+  if (explicit) return existsSync(explicit) ? explicit : undefined;
   if (cached !== undefined) return cached ?? undefined;
-  if (process.env.PIER_INIT) return (cached = existsSync(process.env.PIER_INIT) ? process.env.PIER_INIT : null) ?? undefined;
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const p = join(dir, 'native', 'build', 'pier-init');
     if (existsSync(p)) return (cached = p);

@@ -7,7 +7,6 @@
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import type { Logger } from '../../common/log.ts';
 import { messageOf } from '../../common/errors.ts';
 import { ShimHost, spawnShim, startShimHost, type ShimConfig, type StartResult } from '../shim/index.ts';
@@ -19,7 +18,7 @@ export class ShimPool {
   private readonly dir: string;
   private readonly log: Logger;
 
-  constructor(dir: string, log: Logger, size = Number(process.env.PIER_SHIM_HOSTS ?? Math.min(4, availableParallelism()))) {
+  constructor(dir: string, log: Logger, size: number) {
     this.dir = dir;
     this.log = log;
     this.hosts = Array.from({ length: Math.max(0, size) }, () => undefined);

@@ -22,7 +22,7 @@ export interface NetworkManagerOptions {
   defaultName?: string;    // 'bridge'
   defaultBridge?: string;  // 'pier0'
   defaultSubnet?: string;  // '10.87.0.0/16'
-  cniPath?: string;        // plugin directories, colon-separated; $PIER_CNI_PATH, else Debian's and upstream's
+  cniPath?: string;        // plugin directories, colon-separated (pierd: $PIER_CNI_PATH); default Debian's and upstream's
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -52,7 +52,7 @@ export class NetworkManager {
     this.defaultName = opts.defaultName ?? 'bridge';
     this.defaultBridge = opts.defaultBridge ?? 'pier0';
     this.defaultSubnet = opts.defaultSubnet ?? '10.87.0.0/16';
-    this.cniPath = opts.cniPath ?? process.env.PIER_CNI_PATH ?? '/usr/lib/cni:/opt/cni/bin';
+    this.cniPath = opts.cniPath ?? '/usr/lib/cni:/opt/cni/bin';
     for (const n of this.store.loadNetworks()) this.nets.set(n.id, n);
     for (const s of this.store.loadSandboxes()) {
       this.sandboxes.set(s.containerId, s);

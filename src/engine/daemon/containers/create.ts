@@ -1,0 +1,197 @@
+/**
+ * create: decide everything that can fail, then make what lasts (the record, the rootfs, volumes).
+ * A failure at any step undoes the steps before it: no record, dir, rootfs or new volume is left.
+ */
+import { closeSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { PierError, messageOf } from '../../../common/errors.ts';
+import { writeFileAtomic } from '../../../common/atomic.ts';
+import { applyLayer, archivePath } from '../../../image/index.ts';
+import { Scope, procFd } from '../../../common/rooted.ts';
+import { parseSignal } from '../../../runtime/signals.ts';
+import type { ContainerInfo, CreateRequest, MountRecord, PortMapping } from '../../api.ts';
+import { ApiError, conflict } from '../errors.ts';
+import { checkMountDestination, parseVolumeSpec } from '../mounts.ts';
+import { capabilities } from '../spec.ts';
+import { newId, validateName } from '../store.ts';
+import { isActive } from '../state.ts';
+import { eventOf, stamp, trace, type ContainerContext } from './context.ts';
+
+export async function create(ctx: ContainerContext, req: CreateRequest): Promise<ContainerInfo> {
+  if (!req.image) throw new PierError('no image given');
+  const name = req.name ? validateName(req.name.replace(/^\//, '')) : ctx.records.generateName();
+  const taken = ctx.records.nameTaken(name);
+  if (taken) throw conflict(`container name "${name}" is already in use by container ${taken.id.slice(0, 12)}: remove it or pick another name`);
+  const id = newId();
+  // held from here until the record is written or the create fails: a second create of the name
+  // racing this one is refused above, not after both made a rootfs
+  ctx.records.reserve(name, id);
+  try {
+    return await make(ctx, req, name, id);
+  } finally {
+    ctx.records.release(name);
+  }
+}
+
+async function make(ctx: ContainerContext, req: CreateRequest, name: string, id: string): Promise<ContainerInfo> {
+  const image = await ctx.host.images.resolve(req.image).catch((err) => {
+    throw new ApiError(404, `${messageOf(err)} (pull or build it first)`);
+  });
+  // Decide everything that can fail before anything is made.
+  const mode = req.network === 'none' || req.network === 'host' ? req.network : 'bridge';
+  const netName = mode === 'bridge' ? (req.network && req.network !== 'default' ? req.network : 'bridge') : mode;
+  if (mode === 'bridge') ctx.host.networks.inspect(netName);
+  if (mode !== 'bridge' && req.ports?.length) throw new PierError(`published ports need a bridge network, not --network ${mode}`);
+  if (mode !== 'bridge' && req.networkAliases?.length) throw new PierError(`network aliases need a user network, not --network ${mode}`);
+  if (req.ports?.length) {
+    checkPortsAgainstContainers(ctx, req.ports);
+    ctx.host.networks.checkPorts(req.ports);
+  }
+  const vspecs = (req.volumes ?? []).map(parseVolumeSpec);
+  const dests = new Set<string>();
+  for (const v of vspecs) {
+    if (dests.has(v.destination)) throw new PierError(`duplicate mount point ${v.destination}`);
+    dests.add(v.destination);
+    if (v.kind === 'bind') {
+      let st;
+      try { st = statSync(v.source!); } catch { throw new PierError(`bind source path does not exist: ${v.source}`); }
+      if (!st.isDirectory() && !st.isFile()) throw new PierError(`bind source path is not a file or directory: ${v.source}`);
+    }
+  }
+  const rt = ctx.runtimes.get(req.runtime);
+  if (rt.path) {
+    try { statSync(rt.path); } catch { throw new PierError(`runtime ${rt.name}: its binary ${rt.path} is not there`); }
+  }
+  if (rt.path && req.tty) throw new PierError(`runtime ${rt.name}: a terminal (-t) needs pier's own runtime: runc hands the pty out only over a console socket`);
+  checkCreateValues(req);
+  if (req.init && !ctx.host.initBinary()) throw new PierError('--init: pier-init is not built (run scripts/setup)');
+  if (req.restart?.name && req.autoRemove && req.restart.name !== 'no') throw new PierError('--restart and --rm cannot be used together');
+
+  const dir = ctx.records.dirOf(id);
+  const made: { rootfs?: string; volumes: string[] } = { volumes: [] };
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const key = `ctr-${id}`;
+    const t = stamp();
+    // A runtime binary (runc) binds the rootfs with the host mount's flags: a nosuid host mount would
+    // take set-id from its containers, so theirs has none and only the 0700 parents guard it.
+    const prepared = await ctx.host.images.prepareRootfs(image, key, { nosuid: !req.runtime });
+    trace(ctx, id, 'rootfs', t());
+    made.rootfs = key;
+    writeFileAtomic(join(dir, 'image-config.json'), JSON.stringify(image.config));
+    // A hostile image may ship /data -> /proc: the runtime would mount over the container's procfs
+    // (the CVE-2019-19921 class). Refuse by where the destination leads in the image, too.
+    if (vspecs.length) {
+      const scope = Scope.open(prepared.rootfs);
+      try {
+        for (const v of vspecs) {
+          const resolved = scope.realPath(v.destination);
+          if (resolved !== v.destination) checkMountDestination(resolved, `${v.destination} (a symlink in the image to ${resolved})`);
+        }
+      } finally {
+        scope.close();
+      }
+    }
+    const mounts: MountRecord[] = [];
+    for (const v of vspecs) {
+      if (v.kind === 'bind') {
+        mounts.push({ type: 'bind', source: v.source!, destination: v.destination, readOnly: v.readOnly });
+        continue;
+      }
+      const existed = v.kind === 'named' && ctx.volumes.tryInspect(v.source!) !== undefined;
+      const vol = ctx.volumes.create(v.kind === 'named' ? v.source : undefined);
+      if (!existed) {
+        made.volumes.push(vol.name);
+        await copyUp(prepared.rootfs, v.destination, vol.mountpoint);
+      }
+      mounts.push({ type: 'volume', source: vol.name, destination: v.destination, readOnly: v.readOnly, ...(v.kind === 'anonymous' ? { anonymous: true } : {}) });
+    }
+    const c = image.config.config ?? {};
+    const rec: ContainerInfo = {
+      id,
+      revision: 1,
+      name,
+      created: new Date(ctx.host.clock.now()).toISOString(),
+      image: image.ref,
+      imageId: image.configDigest,
+      command: [...(req.entrypoint ?? c.Entrypoint ?? []), ...(req.cmd?.length ? req.cmd : req.entrypoint ? [] : c.Cmd ?? [])].filter((a) => a !== ''),
+      config: recordConfig(req, name, rt.path ? rt.name : undefined),
+      ...(rt.path ? { runtimePath: rt.path } : {}),
+      state: { status: 'created', pid: 0, shimPid: 0, oomKilled: false, restartCount: 0, manuallyStopped: false },
+      mounts,
+      network: { mode, networks: mode === 'bridge' ? [netName] : [], ips: {}, ports: req.ports ?? [] },
+      rootfs: prepared.rootfs,
+      logPath: join(dir, 'container.log'),
+      // Short: unix socket paths are limited to 107 bytes and PIER_RUN may be deep.
+      shimSocket: join(ctx.paths.shims, `${id.slice(0, 24)}.sock`),
+      runtimeRoot: ctx.paths.runtimeRoot,
+    };
+    if (rec.command.length === 0) throw new PierError('no command: the image has no Entrypoint or Cmd, give one');
+    const saved = ctx.records.insert(rec);
+    ctx.emit(eventOf('create', saved));
+    return saved;
+  } catch (err) {
+    if (made.rootfs) await ctx.host.images.removeRootfs(made.rootfs).catch(() => undefined);
+    for (const v of made.volumes) { try { ctx.volumes.remove(v); } catch { /* best effort */ } }
+    ctx.records.discard(id);
+    throw err;
+  }
+}
+
+/** A host port another container (up, or created and about to be) publishes is taken. */
+export function checkPortsAgainstContainers(ctx: ContainerContext, ports: PortMapping[], except?: string): void {
+  for (const c of ctx.records.all()) {
+    if (c.id === except) continue;
+    if (!isActive(c.state.status) && c.state.status !== 'created') continue;
+    for (const p of ports) {
+      if (p.hostPort === 0) continue;
+      for (const q of c.network.ports) {
+        if (p.hostPort === q.hostPort && p.protocol === q.protocol) {
+          throw conflict(`port ${p.hostPort}/${p.protocol} is already allocated (container ${c.name})`);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Create's checks of values the schema (api.ts) cannot judge alone: fields that depend on each other
+ * and names the runtime layer knows. Each refusal is one line naming the field.
+ */
+function checkCreateValues(req: CreateRequest): void {
+  if (req.stopSignal !== undefined) {
+    try { parseSignal(req.stopSignal); } catch { throw new PierError(`stopSignal: unknown signal ${JSON.stringify(req.stopSignal)}`); }
+  }
+  try { capabilities(req.capAdd, req.capDrop); } catch (err) { throw new PierError(`capAdd/capDrop: ${messageOf(err)}`); }
+  if (req.restart?.maxRetries !== undefined && req.restart.name !== 'on-failure') {
+    throw new PierError(`restart.maxRetries: only the on-failure policy takes a retry count, not ${req.restart.name}`);
+  }
+}
+
+/** The request as the record keeps it: its name, and the runtime by name (none for pier's own). */
+function recordConfig(req: CreateRequest, name: string, runtime: string | undefined): CreateRequest {
+  const config: CreateRequest = { ...req, name };
+  if (runtime) config.runtime = runtime;
+  else delete config.runtime;
+  return config;
+}
+
+/**
+ * Docker copies an image's files into a new, empty volume mounted over them. The image's tree is
+ * read through fds (its symlinks resolved inside it) and written into the volume the same way.
+ */
+async function copyUp(rootfs: string, dest: string, volumeDir: string): Promise<void> {
+  const scope = Scope.open(rootfs);
+  try {
+    let dir;
+    try { dir = scope.openDir(dest); } catch { return; }
+    let empty;
+    try { empty = readdirSync(procFd(dir.fd)).length === 0; } finally { closeSync(dir.fd); }
+    if (empty) return;
+    await applyLayer(archivePath(scope, dest, { followLink: true, contentsOnly: true }), volumeDir, { format: 'plain' }).catch((err: unknown) => {
+      throw new PierError(`copying ${dest} into its volume: ${messageOf(err)}`, { cause: err });
+    });
+  } finally {
+    scope.close();
+  }
+}
