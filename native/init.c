@@ -3,7 +3,8 @@
  * A process that is PID 1 gets no default signal handling and inherits every orphan, so a plain
  * application as PID 1 ignores SIGTERM and leaves zombies. This forks the command, forwards the
  * signals it receives to it, reaps every child, and exits with the command's status.
- * Built static: it is bind-mounted into images that have no libc.
+ * Built static: it is bind-mounted into images that have no libc, and it is the whole of the
+ * local pause image of pods (`pier-init --pause`, below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,7 +14,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/*
+ * --pause: a pod's infra process (Kubernetes' pause container). It holds the pod's namespaces
+ * open and does nothing else: it reaps whatever is reparented to it (a pod sharing its PID
+ * namespace makes it everyone's PID 1) and exits 0 at SIGTERM or SIGINT, at once.
+ */
+static int pause_forever(void) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig == SIGTERM || sig == SIGINT) return 0;
+    if (sig == SIGCHLD)
+      while (waitpid(-1, NULL, WNOHANG) > 0) {
+      }
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--pause") == 0) return pause_forever();
   int first = 1;
   if (argc > 1 && strcmp(argv[1], "--") == 0) first = 2;
   if (first >= argc) {

@@ -31,6 +31,9 @@ FormatRegistry.Set('pier-extra-host', (v) => {
   return ip === 'host-gateway' || isIP(ip) !== 0;
 });
 
+/** A namespace mode: private, or container:NAME to join another container's. */
+const nsMode = (ns: string) => Type.String({ pattern: '^(private|container:[^\\0]+)$', errorMessage: `expected private or container:NAME for ${ns}` });
+
 const text = (what = 'a string without NUL bytes') => Type.String({ pattern: NO_NUL.source, errorMessage: `expected ${what}` });
 const strings = () => Type.Array(text());
 
@@ -132,8 +135,56 @@ export const CreateRequestSchema = Type.Object({
   stopTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT_S, errorMessage: `expected whole seconds 0-${MAX_TIMEOUT_S}` })),
   /** Over the image's HEALTHCHECK field by field (`--health-*`); Test ["NONE"]: `--no-healthcheck`. */
   healthcheck: Type.Optional(HealthConfigSchema),
+  /** A pod (name or id) to join: its network, and the namespaces it shares (`--pod`). */
+  pod: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL.source, errorMessage: 'expected a pod name or id' })),
+  /** `container:NAME` joins that container's IPC / UTS / PID namespace; private (the default) makes one. */
+  ipc: Type.Optional(nsMode('ipc')),
+  uts: Type.Optional(nsMode('uts')),
+  pid: Type.Optional(nsMode('pid')),
 }, { additionalProperties: false });
 export type CreateRequest = Static<typeof CreateRequestSchema>;
+
+/** The namespaces a pod's containers share with its infra container (podman's --share). */
+export const POD_SHARES = ['net', 'ipc', 'uts', 'pid'] as const;
+export type PodShare = (typeof POD_SHARES)[number];
+
+/** POST /v1/pods — what `pier pod create` asks for. */
+export const PodCreateSchema = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, errorMessage: 'expected a pod name' })),
+  hostname: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$', maxLength: 64, errorMessage: 'expected a host name of letters, digits, "." and "-" (at most 64)' })),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+  ports: Type.Optional(Type.Array(PortMappingSchema)),
+  /** bridge (default), none, host, or a user network name. */
+  network: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL.source, errorMessage: 'expected a network name' })),
+  share: Type.Optional(Type.Array(Type.Union(POD_SHARES.map((s) => Type.Literal(s))), { errorMessage: 'expected a list of net, ipc, uts, pid' })),
+}, { additionalProperties: false });
+export type PodCreateRequest = Static<typeof PodCreateSchema>;
+
+export type PodStatus = 'created' | 'running' | 'stopped' | 'removing';
+
+/** A pod as pierd keeps it (daemon/pods/store.ts): what it wants; its containers say what is. */
+export interface PodRecord {
+  id: string;
+  revision: number;
+  name: string;
+  created: string;
+  labels: Record<string, string>;
+  hostname: string;
+  share: PodShare[];
+  network: string;
+  ports: PortMapping[];
+  infraId: string;
+  /** The pod's cgroup parent: its containers' cgroups go under it (`/pier/pod-<id12>`). */
+  cgroupParent: string;
+  /** created: never started; running: started (its containers should run); stopped: stopped by a user. */
+  status: PodStatus;
+}
+
+/** GET /v1/pods/:ref — the record with what its containers are doing (podman's pod states). */
+export interface PodInfo extends PodRecord {
+  state: 'Created' | 'Running' | 'Degraded' | 'Exited';
+  containers: { id: string; name: string; status: ContainerStatus; infra: boolean }[];
+}
 
 /** POST /v1/networks (subnet, gateway and the name are the network layer's to judge). */
 export const NetworkCreateSchema = Type.Object({
@@ -201,7 +252,16 @@ export interface ContainerInfo {
   config: CreateRequest;
   state: ContainerState;
   mounts: MountRecord[];
-  network: { mode: 'bridge' | 'none' | 'host'; networks: string[]; ips: Record<string, string>; ports: PortMapping[] };
+  /**
+   * container: the network namespace of container `container` (`--network container:NAME`, a pod's
+   * members); netnsPath: the namespace a run of a bridge/none container has (joiners use it).
+   */
+  network: { mode: 'bridge' | 'none' | 'host' | 'container'; container?: string; netnsPath?: string; networks: string[]; ips: Record<string, string>; ports: PortMapping[] };
+  /** Namespaces joined from other containers, by their ids. */
+  joins?: { ipc?: string; uts?: string; pid?: string };
+  /** The pod (id) the container belongs to; infra: it is the pod's infra container. */
+  pod?: string;
+  infra?: boolean;
   rootfs: string;
   logPath: string;
   shimSocket: string;

@@ -14,6 +14,7 @@ import { manifestKind, parseConfig, parseIndex, parseManifest } from './oci/vali
 import { formatReference, parseReference } from './oci/reference.ts';
 import { exportImages, importPath, goArch, type ExportFormat, type ImportOptions, type ImportedImage } from './transfer/index.ts';
 import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
+import { bootstrapPause, PAUSE_REF } from './bootstrap/pause.ts';
 import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
 import { applyLayer } from './layer/index.ts';
 import { Snapshotter, chainIds, tightenSnapshotDirs, type PreparedMounts } from './snapshot/index.ts';
@@ -35,6 +36,7 @@ export { imageSpec, resolveUser, writeBundle, type ImageSpecOptions } from './bu
 export type { Compression } from './layer/index.ts';
 export { mountAll, type SnapshotMount, type PreparedMounts } from './snapshot/index.ts';
 export type { BusyboxOptions } from './bootstrap/busybox.ts';
+export { PAUSE_REF } from './bootstrap/pause.ts';
 export type { DebianOptions } from './bootstrap/debian.ts';
 
 export const DEFAULT_PIER_ROOT = '/var/lib/pier';
@@ -93,7 +95,7 @@ export interface InspectResult {
   config: ImageConfig;
 }
 
-export type BootstrapKind = 'busybox' | 'debian';
+export type BootstrapKind = 'busybox' | 'debian' | 'pause';
 export type BootstrapOptions = BusyboxOptions & DebianOptions & { ref?: string };
 
 export class ImageService {
@@ -407,11 +409,14 @@ export class ImageService {
       if (kind === 'busybox') {
         descriptor = await bootstrapBusybox(this.content, lease, opts);
         ref = opts.ref ?? 'busybox:latest';
+      } else if (kind === 'pause') {
+        descriptor = await bootstrapPause(this.content, lease, opts);
+        ref = opts.ref ?? PAUSE_REF;
       } else if (kind === 'debian') {
         descriptor = await bootstrapDebian(this.content, lease, opts);
         ref = opts.ref ?? `debian:${opts.suite ?? 'bookworm'}`;
       } else {
-        throw new PierError(`unknown bootstrap image ${JSON.stringify(kind)} (busybox or debian)`);
+        throw new PierError(`unknown bootstrap image ${JSON.stringify(kind)} (busybox, debian or pause)`);
       }
       const name = formatReference(parseReference(ref));
       await this.refs.set(name, descriptor, async () => { await reachable(this.content, descriptor, { requirePresent: true }); });

@@ -40,6 +40,12 @@ export interface SpecInputs {
   /** Container dir holding hosts, resolv.conf, hostname. */
   dir: string;
   netnsPath?: string;
+  /** The container is in the host's network namespace (host mode, or joined to a host-mode one). */
+  hostNetwork?: boolean;
+  /** Namespace files to join instead of making new ones (another container's, by /proc path). */
+  joins?: { ipc?: string; uts?: string; pid?: string };
+  /** The cgroup its own goes under (a pod's). */
+  cgroupParent?: string;
   /** Host paths of the container's mounts, in the order of rec.mounts. */
   mountSources: string[];
   initBinary?: string;
@@ -75,13 +81,15 @@ export function buildSpec(inp: SpecInputs): Spec {
     proc.args = [INIT_PATH, '--', ...proc.args!];
   }
   const linux = spec.linux!;
-  linux.cgroupsPath = `/pier/${rec.id}`;
-  const ns = linux.namespaces!.filter((n) => n.type !== 'network');
-  if (rec.network.mode !== 'host') {
-    if (!inp.netnsPath) throw new PierError('internal: container network namespace missing');
-    ns.push({ type: 'network', path: inp.netnsPath });
-  }
+  linux.cgroupsPath = `${inp.cgroupParent ?? '/pier'}/${rec.id}`;
+  const joins = inp.joins ?? {};
+  const ns = linux.namespaces!.filter((n) => n.type !== 'network' && !(n.type in joins));
+  if (inp.netnsPath) ns.push({ type: 'network', path: inp.netnsPath });
+  else if (!inp.hostNetwork && rec.network.mode !== 'host') throw new PierError('internal: container network namespace missing');
+  for (const [type, path] of Object.entries(joins)) if (path) ns.push({ type: type as 'ipc' | 'uts' | 'pid', path });
   linux.namespaces = ns;
+  // a joined UTS namespace has its owner's hostname; setting one needs a namespace of its own
+  if (joins.uts) delete spec.hostname;
   const res = linux.resources ?? {};
   if (c.memory) res.memory = { limit: c.memory, swap: c.memory };
   if (c.cpus) res.cpu = { quota: Math.round(c.cpus * CPU_PERIOD), period: CPU_PERIOD };

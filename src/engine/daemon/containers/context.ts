@@ -4,6 +4,7 @@
  * manager (reconcile) that something changed. Made once by engine.ts.
  */
 import type { Logger } from '../../../common/log.ts';
+import type { PodRecord } from '../../api.ts';
 import type { EnginePaths } from '../../paths.ts';
 import type { VolumeManager } from '../../volume/index.ts';
 import type { EngineConfig } from '../config.ts';
@@ -27,6 +28,8 @@ export interface ContainerContext {
   reconcile(id: string): void;
   /** The daemon is stopping: watchers stop following. */
   closed(): boolean;
+  /** A pod's record by id (the pods service; absent in engines without one). */
+  pods?(id: string): PodRecord | undefined;
 }
 
 /** ms since t (the trace of create/start/exit steps). */

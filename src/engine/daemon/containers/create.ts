@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../../../common/atomic.ts';
 import { applyLayer, archivePath } from '../../../image/index.ts';
 import { Scope, procFd } from '../../../common/rooted.ts';
 import { parseSignal } from '../../../runtime/signals.ts';
-import type { ContainerInfo, CreateRequest, MountRecord, PortMapping } from '../../api.ts';
+import type { ContainerInfo, CreateRequest, MountRecord, PodRecord, PortMapping } from '../../api.ts';
 import { ApiError, conflict } from '../errors.ts';
 import { checkMountDestination, parseVolumeSpec } from '../mounts.ts';
 import { capabilities } from '../spec.ts';
@@ -17,7 +17,13 @@ import { newId, validateName } from '../store.ts';
 import { isActive } from '../state.ts';
 import { eventOf, stamp, trace, type ContainerContext } from './context.ts';
 
-export async function create(ctx: ContainerContext, req: CreateRequest): Promise<ContainerInfo> {
+/** What the pods service adds when it makes a pod's container (pods/members.ts). */
+export interface PodMembership {
+  pod: PodRecord;
+  infra?: boolean;
+}
+
+export async function create(ctx: ContainerContext, req: CreateRequest, member?: PodMembership): Promise<ContainerInfo> {
   if (!req.image) throw new PierError('no image given');
   const name = req.name ? validateName(req.name.replace(/^\//, '')) : ctx.records.generateName();
   const taken = ctx.records.nameTaken(name);
@@ -27,22 +33,34 @@ export async function create(ctx: ContainerContext, req: CreateRequest): Promise
   // racing this one is refused above, not after both made a rootfs
   ctx.records.reserve(name, id);
   try {
-    return await make(ctx, req, name, id);
+    return await make(ctx, req, name, id, member);
   } finally {
     ctx.records.release(name);
   }
 }
 
-async function make(ctx: ContainerContext, req: CreateRequest, name: string, id: string): Promise<ContainerInfo> {
+async function make(ctx: ContainerContext, req: CreateRequest, name: string, id: string, member?: PodMembership): Promise<ContainerInfo> {
   const image = await ctx.host.images.resolve(req.image).catch((err) => {
     throw new ApiError(404, `${messageOf(err)} (pull or build it first)`);
   });
   // Decide everything that can fail before anything is made.
-  const mode = req.network === 'none' || req.network === 'host' ? req.network : 'bridge';
-  const netName = mode === 'bridge' ? (req.network && req.network !== 'default' ? req.network : 'bridge') : mode;
+  const shared = member && !member.infra ? podShares(member.pod, req) : undefined;
+  const network = shared?.network ?? req.network;
+  const target = network?.startsWith('container:') ? joinTarget(ctx, 'network', network) : undefined;
+  const mode = target ? 'container' : network === 'none' || network === 'host' ? network : 'bridge';
+  const netName = mode === 'bridge' ? (network && network !== 'default' ? network : 'bridge') : mode;
   if (mode === 'bridge') ctx.host.networks.inspect(netName);
-  if (mode !== 'bridge' && req.ports?.length) throw new PierError(`published ports need a bridge network, not --network ${mode}`);
-  if (mode !== 'bridge' && req.networkAliases?.length) throw new PierError(`network aliases need a user network, not --network ${mode}`);
+  const how = target ? `--network container:${target.name}` : `--network ${mode}`;
+  if (mode !== 'bridge' && req.ports?.length) throw new PierError(`published ports need a bridge network, not ${how}`);
+  if (mode !== 'bridge' && req.networkAliases?.length) throw new PierError(`network aliases need a user network, not ${how}`);
+  if (target && req.extraHosts?.length) throw new PierError(`extra hosts conflict with ${how}: the container uses ${target.name}'s /etc/hosts`);
+  if (target && req.hostname) throw new PierError(`a hostname conflicts with ${how}: the container has ${target.name}'s`);
+  const joins: NonNullable<ContainerInfo['joins']> = {};
+  for (const ns of ['ipc', 'uts', 'pid'] as const) {
+    const v = shared?.[ns] ?? req[ns];
+    if (v && v !== 'private') joins[ns] = joinTarget(ctx, ns, v).id;
+  }
+  if (joins.uts && req.hostname) throw new PierError(`a hostname conflicts with --uts ${shared?.uts ? `(the pod ${member!.pod.name} shares its hostname)` : req.uts}`);
   if (req.ports?.length) {
     checkPortsAgainstContainers(ctx, req.ports);
     ctx.host.networks.checkPorts(req.ports);
@@ -115,11 +133,13 @@ async function make(ctx: ContainerContext, req: CreateRequest, name: string, id:
       image: image.ref,
       imageId: image.configDigest,
       command: [...(req.entrypoint ?? c.Entrypoint ?? []), ...(req.cmd?.length ? req.cmd : req.entrypoint ? [] : c.Cmd ?? [])].filter((a) => a !== ''),
-      config: recordConfig(req, name, rt.path ? rt.name : undefined),
+      config: recordConfig(req, name, rt.path ? rt.name : undefined, member),
       ...(rt.path ? { runtimePath: rt.path } : {}),
       state: { status: 'created', pid: 0, shimPid: 0, oomKilled: false, restartCount: 0, manuallyStopped: false },
       mounts,
-      network: { mode, networks: mode === 'bridge' ? [netName] : [], ips: {}, ports: req.ports ?? [] },
+      network: { mode, ...(target ? { container: target.id } : {}), networks: mode === 'bridge' ? [netName] : [], ips: {}, ports: req.ports ?? [] },
+      ...(Object.keys(joins).length ? { joins } : {}),
+      ...(member ? { pod: member.pod.id, ...(member.infra ? { infra: true } : {}) } : {}),
       rootfs: prepared.rootfs,
       logPath: join(dir, 'container.log'),
       // Short: unix socket paths are limited to 107 bytes and PIER_RUN may be deep.
@@ -168,9 +188,43 @@ function checkCreateValues(req: CreateRequest): void {
   }
 }
 
+/**
+ * What a pod's member takes from the pod instead of the request: its network and each namespace the
+ * pod shares. Asking for one of them too is a conflict, named.
+ */
+function podShares(pod: PodRecord, req: CreateRequest): { network?: string; ipc?: string; uts?: string; pid?: string } {
+  const out: { network?: string; ipc?: string; uts?: string; pid?: string } = {};
+  const infra = `container:${pod.infraId}`;
+  if (pod.share.includes('net')) {
+    if (req.network !== undefined) throw new PierError(`--network conflicts with --pod ${pod.name}: the pod's containers use its network`);
+    if (req.ports?.length) throw new PierError(`published ports conflict with --pod ${pod.name}: publish them on the pod (pier pod create -p)`);
+    out.network = infra;
+  }
+  for (const ns of ['ipc', 'uts', 'pid'] as const) {
+    if (!pod.share.includes(ns)) continue;
+    if (req[ns] !== undefined) throw new PierError(`--${ns} conflicts with --pod ${pod.name}: the pod shares its ${ns} namespace`);
+    out[ns] = infra;
+  }
+  return out;
+}
+
+/** The container a `container:NAME` mode names: it must exist, not be this one's pod-less self. */
+function joinTarget(ctx: ContainerContext, what: string, mode: string): ContainerInfo {
+  const ref = mode.slice('container:'.length);
+  const t = ctx.records.find(ref);
+  if (!t) throw new ApiError(404, `--${what} container:${ref}: no such container`);
+  if (t.network.mode === 'container' && what === 'network') {
+    // joining a joiner is joining what it joined (docker follows the chain the same way)
+    const root = ctx.records.find(t.network.container!);
+    if (root) return root;
+  }
+  return t;
+}
+
 /** The request as the record keeps it: its name, and the runtime by name (none for pier's own). */
-function recordConfig(req: CreateRequest, name: string, runtime: string | undefined): CreateRequest {
+function recordConfig(req: CreateRequest, name: string, runtime: string | undefined, member?: PodMembership): CreateRequest {
   const config: CreateRequest = { ...req, name };
+  if (member) config.pod = member.pod.id;
   if (runtime) config.runtime = runtime;
   else delete config.runtime;
   return config;

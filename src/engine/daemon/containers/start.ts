@@ -3,7 +3,7 @@
  * Runs inside the container's lock (startHeld); the record becomes running only once the shim
  * reports the container's pid, and a failure tears the sandbox down and keeps the error.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PierError, messageOf } from '../../../common/errors.ts';
 import { writeFileAtomic } from '../../../common/atomic.ts';
@@ -11,7 +11,7 @@ import type { ImageConfig } from '../../../image/index.ts';
 import type { Sandbox } from '../../network/index.ts';
 import type { ShimConfig } from '../../shim/index.ts';
 import type { ContainerInfo } from '../../api.ts';
-import { conflict } from '../errors.ts';
+import { ApiError, conflict } from '../errors.ts';
 import { buildSpec } from '../spec.ts';
 import { hasProcess } from '../state.ts';
 import { checkPortsAgainstContainers } from './create.ts';
@@ -47,26 +47,44 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
       checkPortsAgainstContainers(ctx, wanted, id);
       ctx.host.networks.checkPorts(wanted);
     }
-    const hostname = rec.config.hostname ?? id.slice(0, 12);
     const t = stamp();
-    sandbox = await ctx.host.networks.setup({
-      containerId: id,
-      name: rec.name,
-      hostname,
-      mode: rec.network.mode,
-      networks: rec.network.networks.map((n) => ({ name: n, aliases: rec.config.networkAliases ?? [] })),
-      ports: wanted,
-      ...(rec.config.extraHosts ? { extraHosts: rec.config.extraHosts } : {}),
-    });
-    trace(ctx, id, 'network setup', t());
-    writeFileSync(join(dir, 'hosts.base'), sandbox.hosts);
-    writeFileSync(join(dir, 'hosts'), sandbox.hosts);
-    writeFileSync(join(dir, 'resolv.conf'), sandbox.resolvConf);
-    writeFileSync(join(dir, 'hostname'), `${hostname}\n`);
+    const joined = joinedNamespaces(ctx, rec);
+    let netnsPath: string | undefined;
+    let hostNetwork = rec.network.mode === 'host';
+    if (rec.network.mode === 'container') {
+      // another container's network: its namespace, its hosts and resolv.conf (docker's container mode)
+      const target = joined.network!;
+      netnsPath = target.network.netnsPath;
+      hostNetwork = target.network.mode === 'host';
+      if (!netnsPath && !hostNetwork) throw new PierError(`container ${rec.name}: ${target.name} has no network namespace to join`);
+      const tdir = ctx.records.dirOf(target.id);
+      for (const f of ['hosts', 'resolv.conf', 'hostname']) copyFileSync(join(tdir, f), join(dir, f));
+      copyFileSync(join(tdir, 'hosts'), join(dir, 'hosts.base'));
+      sandbox = { containerId: id, mode: 'none', attachments: [], ports: [], hosts: '', resolvConf: '', ...(netnsPath ? { netnsPath } : {}) };
+    } else {
+      const hostname = joined.uts ? readHostname(ctx, joined.uts.id) : rec.config.hostname ?? id.slice(0, 12);
+      sandbox = await ctx.host.networks.setup({
+        containerId: id,
+        name: rec.name,
+        hostname,
+        mode: rec.network.mode,
+        networks: rec.network.networks.map((n) => ({ name: n, aliases: rec.config.networkAliases ?? [] })),
+        ports: wanted,
+        ...(rec.config.extraHosts ? { extraHosts: rec.config.extraHosts } : {}),
+      });
+      netnsPath = sandbox.netnsPath;
+      trace(ctx, id, 'network setup', t());
+      writeFileSync(join(dir, 'hosts.base'), sandbox.hosts);
+      writeFileSync(join(dir, 'hosts'), sandbox.hosts);
+      writeFileSync(join(dir, 'resolv.conf'), sandbox.resolvConf);
+      writeFileSync(join(dir, 'hostname'), `${hostname}\n`);
+    }
     const imageConfig = JSON.parse(readFileSync(join(dir, 'image-config.json'), 'utf8')) as ImageConfig;
     const mountSources = rec.mounts.map((m) => (m.type === 'bind' ? m.source : ctx.volumes.inspect(m.source).mountpoint));
     const initBinary = rec.config.init ? ctx.host.initBinary() : undefined;
-    const spec = buildSpec({ rec, imageConfig, dir, ...(sandbox.netnsPath ? { netnsPath: sandbox.netnsPath } : {}), mountSources, ...(initBinary ? { initBinary } : {}) });
+    const nsPaths = Object.fromEntries((['ipc', 'uts', 'pid'] as const).filter((ns) => joined[ns]).map((ns) => [ns, `/proc/${joined[ns]!.state.pid}/ns/${ns}`]));
+    const cgroupParent = rec.pod ? ctx.pods?.(rec.pod)?.cgroupParent : undefined;
+    const spec = buildSpec({ rec, imageConfig, dir, ...(netnsPath ? { netnsPath } : {}), hostNetwork, joins: nsPaths, ...(cgroupParent ? { cgroupParent } : {}), mountSources, ...(initBinary ? { initBinary } : {}) });
     const bundle = join(dir, 'bundle');
     mkdirSync(bundle, { recursive: true, mode: 0o700 });
     writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(spec));
@@ -102,11 +120,12 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
       delete d.state.finishedAt;
       delete d.state.restartAt;
       d.network.ips = Object.fromEntries(sb.attachments.map((a) => [a.network, a.ip]));
+      if (sb.netnsPath && d.network.mode !== 'container') d.network.netnsPath = sb.netnsPath; else delete d.network.netnsPath;
       // What was published: a host port of 0 is one the network layer picked.
       d.network.ports = sb.ports;
     });
   } catch (err) {
-    if (sandbox || rec.network.mode !== 'host') await ctx.host.networks.teardown(id).catch((e) => ctx.log.warn(`teardown ${id}: ${messageOf(e)}`));
+    if ((sandbox && rec.network.mode !== 'container') || rec.network.mode === 'bridge' || rec.network.mode === 'none') await ctx.host.networks.teardown(id).catch((e) => ctx.log.warn(`teardown ${id}: ${messageOf(e)}`));
     await ctx.records.updateHeld(id, (d) => {
       d.state.error = messageOf(err);
       // a restart that failed leaves the container down; the user's start of it reports the error
@@ -118,6 +137,27 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
   refreshHosts(ctx, saved.network.networks);
   watch(ctx, id);
   return saved;
+}
+
+/**
+ * The running containers whose namespaces this one joins (network, ipc, uts, pid): each must be
+ * running now, since its namespaces live as long as its process (or, for a network, its sandbox).
+ */
+function joinedNamespaces(ctx: ContainerContext, rec: ContainerInfo): { network?: ContainerInfo; ipc?: ContainerInfo; uts?: ContainerInfo; pid?: ContainerInfo } {
+  const out: { network?: ContainerInfo; ipc?: ContainerInfo; uts?: ContainerInfo; pid?: ContainerInfo } = {};
+  const want: [keyof typeof out, string | undefined][] = [['network', rec.network.container], ['ipc', rec.joins?.ipc], ['uts', rec.joins?.uts], ['pid', rec.joins?.pid]];
+  for (const [ns, tid] of want) {
+    if (!tid) continue;
+    const t = ctx.records.find(tid);
+    if (!t) throw new ApiError(404, `container ${rec.name}: the container whose ${ns} namespace it joins is gone (${tid.slice(0, 12)})`);
+    if (!hasProcess(t.state.status)) throw conflict(`container ${rec.name}: cannot join the ${ns} namespace of ${t.name}: it is not running`);
+    out[ns] = t;
+  }
+  return out;
+}
+
+function readHostname(ctx: ContainerContext, id: string): string {
+  try { return readFileSync(join(ctx.records.dirOf(id), 'hostname'), 'utf8').trim() || id.slice(0, 12); } catch { return id.slice(0, 12); }
 }
 
 /**
