@@ -135,7 +135,8 @@ export class ExecService {
   private exited(x: Instance, payload: Buffer): void {
     try {
       const e = JSON.parse(payload.toString('utf8')) as ExecExit;
-      x.exitCode = typeof e.exitCode === 'number' ? e.exitCode : 1;
+      // -1: the process ended but its status is not known (a detached exec through runc)
+      x.exitCode = typeof e.exitCode === 'number' ? (e.exitCode < 0 ? null : e.exitCode) : 1;
       if (e.error) x.error = e.error;
     } catch {
       x.exitCode = 1;

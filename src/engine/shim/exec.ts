@@ -78,6 +78,9 @@ export class ExecSession {
   private stdin: Socket | undefined;
   private pid = 0;
   private replied = false;
+  /** output read before the REPLY went out (runc's process can print before its pid file appears) */
+  private held: Buffer[] | undefined = [];
+  private discard = false;
   private over = false;
   /** resolves once the EXIT went out (or could not) */
   readonly done: Promise<void>;
@@ -126,9 +129,12 @@ export class ExecSession {
       }
     }
     // the runner closes the slots once the process has them
-    const h = this.runner.exec(this.proc, slots);
+    const h = this.runner.exec(this.proc, slots, { detach });
     void h.started.then((pid) => {
       this.pid = pid;
+      // it never ran: what came out is the runtime's own complaint (runc prints it on the process's
+      // stderr too), which the EXIT frame carries once, as one line
+      if (pid === 0) this.discard = true;
       this.reply({ ok: true, pid, tty: !!this.proc.terminal });
     });
     // the process is gone: whoever it left reading its stdin gets EOF, not what the client sends next
@@ -145,6 +151,21 @@ export class ExecSession {
     if (this.replied) return;
     this.replied = true;
     this.write(jsonFrame(FRAME.REPLY, v));
+    const held = this.discard ? [] : this.held ?? [];
+    this.held = undefined;
+    for (const b of held) this.write(b);
+    for (const o of this.outputs) o.sock.resume();
+  }
+
+  /** An output frame: after the REPLY, in order (the client reads the REPLY first). */
+  private output(frame: Buffer): boolean {
+    if (this.discard) return true;
+    if (this.held) {
+      this.held.push(frame);
+      // bounded: past HIGH_WATER the reader pauses until the REPLY has gone out
+      return this.held.reduce((n, b) => n + b.length, 0) <= HIGH_WATER;
+    }
+    return this.write(frame);
   }
 
   private write(buf: Buffer): boolean {
@@ -157,9 +178,10 @@ export class ExecSession {
   private readOutput(fd: number, type: number): void {
     const o: Output = { fd, type, ended: false, sock: new Socket({ fd, readable: true, writable: false }) };
     o.sock.on('data', (chunk: Buffer) => {
-      if (this.write(encodeFrame(type, chunk))) return;
+      if (this.output(encodeFrame(type, chunk))) return;
       // a slow client slows the process (as docker's attach does) instead of losing output
       o.sock.pause();
+      if (this.held) return; // resumed by reply()
       this.client?.once('drain', () => o.sock.resume());
       this.client?.once('close', () => o.sock.resume());
     });
@@ -187,7 +209,7 @@ export class ExecSession {
           try { n = readSync(o.fd, buf, 0, Math.min(buf.length, limit - total), null); } catch { break; } // EAGAIN: empty
           if (n <= 0) break;
           total += n;
-          this.write(encodeFrame(o.type, Buffer.from(buf.subarray(0, n))));
+          this.output(encodeFrame(o.type, Buffer.from(buf.subarray(0, n))));
         }
       }
       o.ended = true;

@@ -59,7 +59,8 @@ export interface Runner {
   /** End a created-but-not-started container (its init ignores signals until it execs) and remove it. */
   abort(): Promise<void>;
   /** Start `proc` in the running container; the runner closes the fds in `stdio` once they are handed over. */
-  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot]): ExecHandle;
+  /** detach: the process's stdio is /dev/null and nothing waits on its output (runc: `exec -d`) */
+  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot], opts?: { detach?: boolean }): ExecHandle;
   pause(): Promise<void>;
   resume(): Promise<void>;
   stats(): Promise<RunnerStats>;
@@ -362,7 +363,7 @@ export class RuncRunner implements Runner {
    * of its own and relays them to its stdio (our pipes). A terminal is refused: runc hands the pty
    * master out only over a console socket (see the constructor).
    */
-  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot]): ExecHandle {
+  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot], opts: { detach?: boolean } = {}): ExecHandle {
     if (proc.terminal) {
       closeSlots(stdio);
       const error = 'exec with a terminal (-t) needs pier\'s own runtime: runc hands the pty out only over a console socket (SCM_RIGHTS), which Node cannot receive';
@@ -374,7 +375,7 @@ export class RuncRunner implements Runner {
     let child: ChildProcess;
     try {
       writeFileSync(join(tmp, 'process.json'), JSON.stringify(proc), { mode: 0o600 });
-      child = childProcess().spawn(this.binary, ['--root', this.cfg.runtimeRoot, '--log', log, '--log-format', 'json', 'exec', '--process', join(tmp, 'process.json'), '--pid-file', pidFile, this.cfg.id], { stdio, cwd: '/' });
+      child = childProcess().spawn(this.binary, ['--root', this.cfg.runtimeRoot, '--log', log, '--log-format', 'json', 'exec', ...(opts.detach ? ['--detach'] : []), '--process', join(tmp, 'process.json'), '--pid-file', pidFile, this.cfg.id], { stdio, cwd: '/' });
     } catch (err) {
       closeSlots(stdio);
       removeDir(tmp);
@@ -397,7 +398,7 @@ export class RuncRunner implements Runner {
     })();
     // Node cannot wait on a process it did not start: look for it until it is gone.
     const gone = started.then(async (p) => {
-      while (p > 0 && alive(p) && !runcDone) await sleep(50);
+      while (p > 0 && alive(p) && (opts.detach || !runcDone)) await sleep(opts.detach ? 200 : 50);
     });
     const exit = ended.then(async ({ code, signal }) => {
       const p = await started;
@@ -407,6 +408,12 @@ export class RuncRunner implements Runner {
         if (p === 0) {
           const error = logged || `${this.binary} exec exited with ${signal ?? `status ${code}`} before the process started`;
           return { exitCode: execFailureCode(error), error };
+        }
+        if (opts.detach) {
+          // runc -d hands its own stdio (/dev/null) to the process and leaves it; the process is not
+          // our child, so its status is lost (containerd's shim is a subreaper; Node cannot be)
+          await gone;
+          return { exitCode: -1, error: 'the exit code of a detached exec through a runc-compatible runtime is not known' };
         }
         return { exitCode: code ?? exitStatus(null, signal) };
       } finally {
