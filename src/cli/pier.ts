@@ -12,7 +12,7 @@ usage: pier <command> …
 
 containers (served by pierd, started on demand):
   run, create, start, stop, restart, kill, rm, pause, unpause, wait
-  ps, logs, exec, inspect, stats, top, port, cp, events
+  ps, logs, exec, attach, inspect, stats, top, port, cp, events
   network …, volume …, system df|prune, daemon
 images:
   images, tag, rmi, pull, push, build, login, logout, manifest …
@@ -56,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     case 'ps': return (await import('./engine/ps.ts')).psMain(rest);
     case 'logs': return (await import('./engine/logs.ts')).logsMain(rest);
     case 'exec': return (await import('./engine/exec.ts')).execMain(rest);
+    case 'attach': return (await import('./engine/attach.ts')).attachMain(rest);
     case 'inspect': return (await import('./engine/inspect.ts')).inspectMain(rest);
     case 'stats': return (await import('./engine/stats.ts')).statsMain(rest);
     case 'top': return (await import('./engine/top.ts')).topMain(rest);

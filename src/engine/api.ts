@@ -203,6 +203,50 @@ export const VolumeCreateSchema = Type.Object({
 }, { additionalProperties: false });
 export type VolumeCreateRequest = Static<typeof VolumeCreateSchema>;
 
+/**
+ * POST /v1/containers/:ref/exec — docker's exec create body (the fields pier uses; DetachKeys,
+ * Privileged and ConsoleSize at create are not taken).
+ */
+export const ExecCreateSchema = Type.Object({
+  Cmd: Type.Array(text(), { minItems: 1, errorMessage: 'expected the command as a non-empty list of strings' }),
+  Env: Type.Optional(Type.Array(Type.String({ pattern: '^[^=\\0]+=[^\\0]*$', errorMessage: 'expected KEY=VALUE without NUL bytes' }))),
+  WorkingDir: Type.Optional(Type.String({ pattern: '^(/[^\\0]*)?$', errorMessage: 'expected an absolute path' })),
+  /** USER[:GROUP], names from the container's /etc/passwd and /etc/group, or numbers. */
+  User: Type.Optional(text()),
+  Tty: Type.Optional(Type.Boolean()),
+  AttachStdin: Type.Optional(Type.Boolean()),
+  AttachStdout: Type.Optional(Type.Boolean()),
+  AttachStderr: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false });
+export type ExecCreateRequest = Static<typeof ExecCreateSchema>;
+
+/** POST /v1/exec/:id/start — Detach, or a hijacked stream; ConsoleSize [height, width] as docker's. */
+export const ExecStartSchema = Type.Object({
+  Detach: Type.Optional(Type.Boolean()),
+  Tty: Type.Optional(Type.Boolean()),
+  ConsoleSize: Type.Optional(Type.Tuple([
+    Type.Integer({ minimum: 1, maximum: 65535, errorMessage: 'expected a height 1-65535' }),
+    Type.Integer({ minimum: 1, maximum: 65535, errorMessage: 'expected a width 1-65535' }),
+  ])),
+}, { additionalProperties: false });
+export type ExecStartRequest = Static<typeof ExecStartSchema>;
+
+/** GET /v1/exec/:id/json (docker's shape; Error is pier's: why the process could not run). */
+export interface ExecInspect {
+  ID: string;
+  ContainerID: string;
+  Running: boolean;
+  /** null until the process has exited */
+  ExitCode: number | null;
+  Pid: number;
+  OpenStdin: boolean;
+  OpenStdout: boolean;
+  OpenStderr: boolean;
+  CanRemove: boolean;
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  Error?: string;
+}
+
 // The network layer keeps its own PortMapping; fail to compile if the two ever differ.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const portMappingsAgree: Same<PortMapping, NetworkPortMapping> = true;

@@ -13,6 +13,8 @@ export { parseRestartPolicy } from './daemon/restart.ts';
 export type { Daemon, Engine } from './daemon/index.ts';
 export type { BuildSandboxInfo } from './daemon/build-sandbox.ts';
 export type { ShimClient } from './shim/index.ts';
+// the frames of hijacked exec/attach streams (the shim protocol's, relayed by pierd; tiny, no runtime)
+export { FRAME, FrameReader, encodeFrame, jsonFrame } from './shim/protocol.ts';
 export type * from './api.ts';
 
 export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger } = {}): Promise<Daemon> {

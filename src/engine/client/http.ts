@@ -19,7 +19,7 @@ export interface RawResponse {
  * One request. `signal` ends it at any point: before the answer the promise rejects with an
  * AbortError, after it the body socket is destroyed with one (a reader of it then throws).
  */
-export function rawRequest(socketPath: string, method: string, path: string, body?: string, signal?: AbortSignal): Promise<RawResponse> {
+export function rawRequest(socketPath: string, method: string, path: string, body?: string, signal?: AbortSignal, opts: { upgrade?: boolean } = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) { reject(abortError()); return; }
     const sock = connect(socketPath);
@@ -34,7 +34,9 @@ export function rawRequest(socketPath: string, method: string, path: string, bod
     sock.once('error', fail);
     sock.once('connect', () => {
       const payload = body === undefined ? '' : body;
-      const lines = [`${method} ${path} HTTP/1.0`, 'Host: pierd'];
+      // An upgrade (a hijacked exec or attach stream, docker's shape) is HTTP/1.1; the answer is
+      // 101 and the socket then carries frames both ways, or an error that ends with the connection.
+      const lines = opts.upgrade ? [`${method} ${path} HTTP/1.1`, 'Host: pierd', 'Connection: Upgrade', 'Upgrade: tcp'] : [`${method} ${path} HTTP/1.0`, 'Host: pierd'];
       if (body !== undefined) lines.push('Content-Type: application/json', `Content-Length: ${Buffer.byteLength(payload)}`);
       sock.write(`${lines.join('\r\n')}\r\n\r\n${payload}`);
     });

@@ -115,6 +115,23 @@ export class EngineClient {
     }
   }
 
+  /**
+   * A hijacked stream (exec start, attach): the request is upgraded and the returned socket carries
+   * the shim protocol's frames (STDOUT/STDERR/EXIT in, STDIN/STDIN_EOF/RESIZE out). An answer
+   * other than 101 is thrown as an EngineApiError with pierd's message.
+   */
+  async hijack(method: string, path: string, body?: unknown): Promise<{ socket: import('node:net').Socket }> {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const res = await this.retrying(() => rawRequest(this.paths.socket, method, `${API_PREFIX}${path}`, data, undefined, { upgrade: true }));
+    if (res.statusCode !== 101) {
+      const text = await readAll(res.body);
+      let msg = `pierd answered ${res.statusCode} instead of upgrading the connection`;
+      try { msg = (JSON.parse(text) as { message: string }).message; } catch { /* not JSON */ }
+      throw new EngineApiError(msg, res.statusCode);
+    }
+    return { socket: res.body };
+  }
+
   /** A raw byte stream (archives). */
   async bytes(method: string, path: string, body?: NodeJS.ReadableStream): Promise<IncomingMessage> {
     const res = await this.retrying(() => this.httpStream(method, path, body, body ? { 'content-type': 'application/x-tar', 'transfer-encoding': 'chunked' } : {}));

@@ -16,7 +16,12 @@ import { compile } from '../../common/schema.ts';
 import { Router } from '../../common/router.ts';
 import { parseDurationNs } from '../../common/duration.ts';
 import { parseSignal } from '../../runtime/signals.ts';
-import { CreateRequestSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
+import type { Socket } from 'node:net';
+import { CreateRequestSchema, ExecCreateSchema, ExecStartSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
+import { resolveUser } from '../../image/index.ts';
+import { ShimClient } from '../shim/index.ts';
+import { ExecService, hijacked } from './exec.ts';
+import { readUpgradeBody } from './hijack.ts';
 import { archiveIn, archiveOut, statPath } from './archive.ts';
 import type { Engine } from './engine.ts';
 import { ApiError } from './errors.ts';
@@ -36,6 +41,8 @@ export const MAX_JSON_BODY = 4 * 1024 * 1024;
 const createRequest = compile(CreateRequestSchema);
 const networkCreate = compile(NetworkCreateSchema);
 const volumeCreate = compile(VolumeCreateSchema);
+const execCreate = compile(ExecCreateSchema);
+const execStart = compile(ExecStartSchema);
 
 type Handler = (req: IncomingMessage, res: ServerResponse, m: string[], q: URLSearchParams) => Promise<unknown>;
 
@@ -87,6 +94,14 @@ const lines = (q: URLSearchParams, k: string): number | undefined => {
   const v = q.get(k);
   if (v === null || v === 'all') return undefined;
   if (!/^\d{1,15}$/.test(v)) throw bad(k, v, 'a number of lines >= 0 or "all"');
+  return Number(v);
+};
+
+/** A terminal dimension (`h`, `w`): 1-65535, required. */
+const dimension = (q: URLSearchParams, k: string): number => {
+  const v = q.get(k);
+  if (v === null) throw new HttpError(400, `query parameter ${k} is required`);
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw bad(k, v, 'a terminal size 1-65535');
   return Number(v);
 };
 
@@ -215,6 +230,52 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
   });
   on('PUT', '/containers/:ref/archive', ['path'], async (req, _s, m, q) => { await archiveIn(engine, m[0], q.get('path'), req); return {}; }, { body: true });
 
+  // exec and attach (exec.ts): through the container's shim; the streams are hijacked connections
+  // (hijack.ts), served by the upgrade routes below
+  const execs = new ExecService({
+    container: (ref) => engine.get(ref),
+    shim: (info) => ShimClient.connect(info.shimSocket),
+    resolveUser,
+  });
+  engine.on('event', (e: { type: string; id: string }) => { if (e.type === 'destroy') execs.dropContainer(e.id); });
+  const needsUpgrade = (what: string) => new HttpError(400, `${what} streams on a hijacked connection: send Connection: Upgrade and Upgrade: tcp (or Detach)`);
+  on('POST', '/containers/:ref/exec', [], async (req, _s, m) => execs.create(m[0], await body(req, execCreate, 'exec create')), { body: true });
+  on('POST', '/exec/:id/start', [], async (req, _s, m) => {
+    const b = await body(req, execStart, 'exec start');
+    if (!b.Detach) throw needsUpgrade('exec start without Detach');
+    await execs.startDetached(m[0], b);
+    return {};
+  }, { body: true });
+  on('POST', '/exec/:id/resize', ['h', 'w'], async (_r, _s, m, q) => { await execs.resize(m[0], dimension(q, 'h'), dimension(q, 'w')); return {}; });
+  on('GET', '/exec/:id/json', [], async (_r, _s, m) => execs.inspect(m[0]));
+  on('POST', '/containers/:ref/attach', ['stream', 'stdin', 'stdout', 'stderr'], async () => { throw needsUpgrade('attach'); });
+  // The hijacked routes: same paths, reached through node's 'upgrade' event (no ServerResponse).
+  type Upgrade = { socket: Socket; rest: Buffer; value: unknown };
+  const upgrades = new Router<void, Upgrade>({ prefix: `/${API_VERSION}` });
+  upgrades.on('POST', '/exec/:id/start', async (ctx) => {
+    const b = execStart.check(ctx.value === undefined ? {} : ctx.value, 'exec start');
+    if (b.Detach) throw new HttpError(400, 'exec start with Detach is not a hijacked stream: send it without Connection: Upgrade');
+    await execs.startAttached(ctx.params.id, b, ctx.socket, ctx.rest);
+  }, { query: [] });
+  upgrades.on('POST', '/containers/:ref/attach', async (ctx) => {
+    const q = ctx.query;
+    await execs.attach(ctx.params.ref, { stdin: flag(q, 'stdin'), stdout: q.has('stdout') ? flag(q, 'stdout') : true, stderr: q.has('stderr') ? flag(q, 'stderr') : true }, ctx.socket, ctx.rest);
+  }, { query: ['stream', 'stdin', 'stdout', 'stderr'] });
+  const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => undefined);
+    void hijacked(socket, async () => {
+      const url = requestUrl(req, 'http://pierd');
+      const found = upgrades.resolve(req.method ?? 'GET', url.pathname);
+      if (found.kind !== 'route') {
+        if (found.kind === 'method') throw new HttpError(405, `method not allowed: ${req.method} ${url.pathname.slice(0, 200)}`);
+        throw new HttpError(404, `no hijacked stream at ${req.method} ${url.pathname.slice(0, 200)} (only exec start and attach upgrade)`);
+      }
+      const { value, rest } = await readUpgradeBody(socket, head, req.headers['content-length']);
+      // the router's context wants a response; an upgraded request has none (the socket is the answer)
+      await upgrades.dispatch({ req, res: undefined as unknown as ServerResponse, url, socket, rest, value }, found);
+    });
+  };
+
   // events (events.ts): held ones from `since`, then live ones until `until` or the client leaves
   const events = eventsOf(engine);
   on('GET', '/events', ['since', 'until', 'filters'], async (_r, res, _m, q) => {
@@ -341,6 +402,7 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
     send(res, status, { message: messageOf(err) });
   };
   const server = createServer(serverOptions(limits), guarded(handle, onError));
+  server.on('upgrade', onUpgrade);
   return guardServer(server, limits);
 }
 

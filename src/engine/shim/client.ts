@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { PierError } from '../../common/errors.ts';
-import { FRAME, FrameReader, encodeFrame, jsonFrame } from './protocol.ts';
+import { FRAME, FrameReader, PROTOCOL_VERSION, encodeFrame, jsonFrame, type ExecExit, type ExecSpec } from './protocol.ts';
 import type { ExitStatus, StartResult } from './types.ts';
 
 /** The exit record a shim wrote, or undefined while there is none (or it is unreadable). */
@@ -38,6 +38,30 @@ export interface AttachOptions {
   stderr?: NodeJS.WritableStream;
   /** called once the shim has registered this client: output from now on reaches it */
   onAttached?: (info: { stdin: boolean; tty: boolean }) => void;
+}
+
+/** A connection whose opening request the shim accepted; frames follow on `sock`. */
+export interface ShimStream<R> {
+  sock: Socket;
+  reply: R;
+  /** bytes that came after the REPLY frame (the first frames of the stream), to be read first */
+  rest: Buffer;
+}
+
+export interface ExecOptions {
+  stdin?: NodeJS.ReadableStream;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  /** called with the process's host pid once it runs */
+  onStarted?: (pid: number) => void;
+}
+
+/** What a shim of an older pier (protocol 1) answers an op it does not know, made into one clear line. */
+function olderShim(op: string, message: string): Error {
+  if (/^unknown op/.test(message)) {
+    return new PierError(`the container's monitor (shim) is from an older pier and has no ${op} op: restart the container to use it`);
+  }
+  return new PierError(message);
 }
 
 export class ShimClient {
@@ -99,6 +123,108 @@ export class ShimClient {
       if (v.error) fail(new PierError(v.error));
       else done(v as T);
     }, `the shim hung up without answering ${JSON.stringify(req)}`);
+  }
+
+  /**
+   * The shim's protocol version: 1 for a shim of an older pier (it answers "unknown op"), else what
+   * it reports.
+   */
+  async version(): Promise<number> {
+    try {
+      const r = await this.reply<{ version?: number }>({ op: 'version', v: PROTOCOL_VERSION });
+      return typeof r.version === 'number' ? r.version : 1;
+    } catch (err) {
+      if (/^unknown op/.test((err as Error).message)) return 1;
+      throw err;
+    }
+  }
+
+  /**
+   * Send an opening request and wait for its REPLY; the connection then carries the stream's frames.
+   * A REPLY error rejects (an older shim's "unknown op" as a line saying so).
+   */
+  async openStream<R>(req: { op: string; [k: string]: unknown }): Promise<ShimStream<R>> {
+    const sock = await this.conn();
+    return new Promise<ShimStream<R>>((resolve, reject) => {
+      const reader = new FrameReader();
+      let buf = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        if (buf.length < 8) return;
+        const len = buf.readUInt32BE(4);
+        if (buf.length < 8 + len) return;
+        sock.off('data', onData);
+        sock.off('close', onClose);
+        sock.pause();
+        let frames;
+        try { frames = reader.push(buf.subarray(0, 8 + len)); } catch (err) { sock.destroy(); reject(err); return; }
+        const f = frames[0];
+        if (!f || !('type' in f) || f.type !== FRAME.REPLY) { sock.destroy(); reject(new PierError(`the shim answered ${JSON.stringify(req.op)} with frame type ${f && 'type' in f ? f.type : '?'} instead of a reply`)); return; }
+        let v: R & { error?: string };
+        try { v = JSON.parse(f.payload.toString('utf8')) as R & { error?: string }; } catch { sock.destroy(); reject(new PierError('the shim sent a reply that is not JSON')); return; }
+        if (v.error) { sock.destroy(); reject(olderShim(req.op, v.error)); return; }
+        resolve({ sock, reply: v, rest: buf.subarray(8 + len) });
+      };
+      const onClose = () => reject(new PierError(`the shim hung up without answering ${JSON.stringify(req.op)}`));
+      sock.on('data', onData);
+      sock.once('close', onClose);
+      sock.write(JSON.stringify({ ...req, v: PROTOCOL_VERSION }) + '\n');
+    });
+  }
+
+  /** Start a process in the running container (protocol v2); the stream ends with an ExecExit. */
+  openExec(spec: ExecSpec): Promise<ShimStream<{ pid: number; tty: boolean }>> {
+    return this.openStream<{ pid: number; tty: boolean }>({ op: 'exec', process: spec });
+  }
+
+  /**
+   * Run a process in the container and wait for its end: stdin/stdout/stderr relayed from and to
+   * the given streams (without stdout and stderr: -d's /dev/null).
+   */
+  async exec(spec: ExecSpec, opts: ExecOptions = {}): Promise<ExecExit & { pid: number }> {
+    const s = await this.openExec({ ...spec, stdin: !!opts.stdin, ...(opts.stdout || opts.stderr ? {} : { detach: true }) });
+    const { sock } = s;
+    const pid = s.reply.pid;
+    if (pid > 0) opts.onStarted?.(pid);
+    let unpipe = () => {};
+    if (opts.stdin) unpipe = pumpStdin(opts.stdin, sock);
+    try {
+      return await new Promise<ExecExit & { pid: number }>((resolve, reject) => {
+        const reader = new FrameReader();
+        let settled = false;
+        const onChunk = (chunk: Buffer) => {
+          let frames;
+          try { frames = reader.push(chunk); } catch (err) { settled = true; reject(err); sock.destroy(); return; }
+          for (const f of frames) {
+            if (!('type' in f)) continue;
+            if (f.type === FRAME.STDOUT) opts.stdout?.write(f.payload);
+            else if (f.type === FRAME.STDERR) opts.stderr?.write(f.payload);
+            else if (f.type === FRAME.EXIT) { settled = true; resolve({ ...(JSON.parse(f.payload.toString('utf8')) as ExecExit), pid }); }
+          }
+        };
+        sock.on('data', onChunk);
+        sock.on('close', () => { if (!settled) reject(new PierError('the shim hung up before the exec\'d process exited')); });
+        if (s.rest.length) onChunk(s.rest);
+        sock.resume();
+      });
+    } finally {
+      unpipe();
+      sock.destroy();
+    }
+  }
+
+  pause(): Promise<void> {
+    return this.reply({ op: 'pause', v: PROTOCOL_VERSION }).then(() => undefined, (err: Error) => { throw olderShim('pause', err.message); });
+  }
+
+  resume(): Promise<void> {
+    return this.reply({ op: 'resume', v: PROTOCOL_VERSION }).then(() => undefined, (err: Error) => { throw olderShim('resume', err.message); });
+  }
+
+  /** What the runtime reports of the container's cgroup (the same numbers as daemon/runtime.ts ContainerStats). */
+  stats(): Promise<{ cpuNanos: number; memoryUsage: number; memoryLimit: number; pids: number }> {
+    return this.reply<{ stats: { cpuNanos: number; memoryUsage: number; memoryLimit: number; pids: number } }>({ op: 'stats', v: PROTOCOL_VERSION })
+      .then((r) => r.stats, (err: Error) => { throw olderShim('stats', err.message); });
   }
 
   /** Resolves when the container exits. */
@@ -194,7 +320,7 @@ export class ShimClient {
 }
 
 /** Copy a readable into STDIN frames; its end becomes STDIN_EOF. Returns the undo. */
-function pumpStdin(stdin: NodeJS.ReadableStream, sock: Socket): () => void {
+export function pumpStdin(stdin: NodeJS.ReadableStream, sock: Socket): () => void {
   const onData = (d: Buffer | string) => {
     const buf = typeof d === 'string' ? Buffer.from(d) : d;
     if (!sock.write(encodeFrame(FRAME.STDIN, buf))) {

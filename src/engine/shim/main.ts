@@ -20,9 +20,9 @@ import { dirname } from 'node:path';
 import { writeFileAtomic, mkdirp } from '../../common/atomic.ts';
 import { messageOf, PierError } from '../../common/errors.ts';
 import { Logger } from '../../common/log.ts';
-import { childProcess } from '../../common/lazy.ts';
 import { parseSignal } from '../../runtime/index.ts';
-import { FRAME, FrameReader, encodeFrame, jsonFrame, type Request } from './protocol.ts';
+import { FRAME, FrameReader, OPS_V2, PROTOCOL_VERSION, checkExecSpec, encodeFrame, jsonFrame, type Request } from './protocol.ts';
+import { ExecSession, execProcess, setTerminalSize } from './exec.ts';
 import { JsonLog, formatTime, nowNs, type LogStream } from './jsonlog.ts';
 import { closeQuietly, fifoDir, inputFifo, outputFifo, removeDir, type FifoEnds } from '../../common/fifo.ts';
 import { makeRunner, type Runner } from './runner.ts';
@@ -38,6 +38,8 @@ interface Conn {
   streams?: { stdout: boolean; stderr: boolean };
   /** waiting for this client to drain before reading more container output */
   blocking?: boolean;
+  /** the process this connection exec'd (op exec) */
+  exec?: ExecSession;
 }
 
 /** Pause reading container output while an attached client has this much unsent. */
@@ -138,6 +140,7 @@ class Shim {
     if (!this.conns.delete(conn)) return;
     if (conn.blocking) { conn.blocking = false; this.unblock(); }
     if (this.stdinOwner === conn) this.stdinOwner = undefined; // a later attacher may take stdin
+    conn.exec?.clientGone();
     if (this.state === 'exited' && this.conns.size === 0) this.quit(0);
   }
 
@@ -188,9 +191,41 @@ class Shim {
         if (this.state === 'created' && req.config === undefined) void this.startDeferred(conn);
         else this.replyAndEnd(conn, { error: `cannot start: the container is ${this.state}${req.config !== undefined ? ' (a config is only accepted by a shim host)' : ''}` });
         return;
+      // ---- protocol v2: the task API ----
+      case 'version':
+        this.replyAndEnd(conn, { ok: true, version: PROTOCOL_VERSION, ops: OPS_V2 });
+        return;
+      case 'exec':
+        this.exec(conn, req);
+        return;
+      case 'pause':
+      case 'resume':
+      case 'stats': {
+        const op = req.op;
+        if (this.state !== 'running' || !this.runner) { this.replyAndEnd(conn, { error: `cannot ${op}: the container is not running` }); return; }
+        const r = this.runner;
+        const run = op === 'pause' ? r.pause().then(() => ({})) : op === 'resume' ? r.resume().then(() => ({})) : r.stats().then((stats) => ({ stats }));
+        run.then((v) => this.replyAndEnd(conn, { ok: true, ...v }), (err) => this.replyAndEnd(conn, { error: `${op}: ${messageOf(err)}` }));
+        return;
+      }
       default:
         this.replyAndEnd(conn, { error: `unknown op ${JSON.stringify((req as { op: string }).op)}` });
     }
+  }
+
+  /** Start a process in the running container for this connection (exec.ts). */
+  private exec(conn: Conn, req: Extract<Request, { op: 'exec' }>): void {
+    const bad = checkExecSpec(req.process);
+    if (bad) { this.replyAndEnd(conn, { error: bad }); return; }
+    if (this.state !== 'running' || !this.runner || !this.cfg) {
+      this.replyAndEnd(conn, { error: `cannot exec: the container is ${this.state === 'exiting' || this.state === 'exited' ? 'stopped' : 'not running'}` });
+      return;
+    }
+    let proc;
+    try { proc = execProcess(this.cfg.bundle, req.process); } catch (err) { this.replyAndEnd(conn, { error: messageOf(err) }); return; }
+    const session = new ExecSession({ runner: this.runner, proc, spec: req.process, client: conn.sock, diag: (m) => this.diag(m) });
+    conn.exec = session;
+    session.start();
   }
 
   private attach(conn: Conn, req: Extract<Request, { op: 'attach' }>): void {
@@ -211,6 +246,7 @@ class Shim {
   }
 
   private frame(conn: Conn, type: number, payload: Buffer): void {
+    if (conn.exec) { conn.exec.frame(type, payload); return; }
     switch (type) {
       case FRAME.STDIN:
         if (this.stdinOwner === conn && this.stdin && this.stdin.writable && payload.length) {
@@ -254,17 +290,7 @@ class Shim {
   private resize(cols: number, rows: number): Promise<void> {
     if (!this.cfg?.tty) return Promise.reject(new PierError('the container has no terminal'));
     if (!(this.state === 'running' || this.state === 'created') || this.initPid <= 0) return Promise.reject(new PierError('container not running'));
-    if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols <= 0 || rows <= 0 || cols > 65535 || rows > 65535) {
-      return Promise.reject(new PierError(`invalid terminal size ${cols}x${rows}`));
-    }
-    return new Promise((resolve, reject) => {
-      childProcess().execFile('stty', ['-F', `/proc/${this.initPid}/fd/0`, 'rows', String(rows), 'cols', String(cols)], {
-        timeout: 5000, env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' },
-      }, (err, _o, stderr) => {
-        if (err) reject(new PierError(`resize: ${String(stderr).trim() || err.message}`));
-        else resolve();
-      });
-    });
+    return setTerminalSize(this.initPid, cols, rows);
   }
 
   // ---- container output ----------------------------------------------------------------------
@@ -546,6 +572,7 @@ class ShimHost {
     let req: Request;
     try { req = JSON.parse(line) as Request; } catch { reply({ error: 'bad request: expected one JSON line {"op":…}' }); return; }
     if (req.op === 'status') { reply({ ok: true, host: true, shimPid: process.pid, containers: this.shims.size }); return; }
+    if (req.op === 'version') { reply({ ok: true, host: true, version: PROTOCOL_VERSION, ops: ['start', 'status', 'version'] }); return; }
     if (req.op !== 'start' || req.config === undefined) { reply({ error: `a shim host takes {"op":"start","config":…} or status, not ${JSON.stringify(req.op)}` }); return; }
     if (this.pierdGone) { reply({ error: 'this shim host is retiring (its pierd is gone)' }); return; }
     const shim: Shim = new Shim(() => { this.shims.delete(shim); this.maybeExit(); });

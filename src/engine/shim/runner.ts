@@ -4,16 +4,38 @@
  * container's init a child of something the shim waits on, which is how the exit status is known
  * without the shim being a subreaper (Node cannot prctl).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { childProcess } from '../../common/lazy.ts';
 import { messageOf, PierError } from '../../common/errors.ts';
 import { Logger } from '../../common/log.ts';
-import { Runtime, exitStatus, oomCounterOf, readOomCounter, type Foreground, type OomCounter } from '../../runtime/index.ts';
+import { Runtime, exitStatus, oomCounterOf, readOomCounter, type Foreground, type OomCounter, type Process } from '../../runtime/index.ts';
 import { closeQuietly, removeDir } from '../../common/fifo.ts';
+import { execFailureCode, type ExecExit } from './protocol.ts';
 import type { ShimConfig } from './types.ts';
+
+/** A stdio slot of an exec'd process: an fd the runner hands over, or /dev/null. */
+export type ExecSlot = number | 'ignore';
+
+/** An exec'd process as a runner started it. */
+export interface ExecHandle {
+  /** the host pid once the process exists; 0 when it never did (then `exit` has the error) */
+  started: Promise<number>;
+  /** how it ended (or why it never ran) */
+  exit: Promise<ExecExit>;
+  /**
+   * Settles once the process itself is gone. For runc that is before `exit`: runc returns only when
+   * its pipes reach EOF, which a process left behind holding them puts off.
+   */
+  gone: Promise<void>;
+}
+
+/** The numbers `stats` reports (daemon/runtime.ts ContainerStats has the same shape). */
+export interface RunnerStats { cpuNanos: number; memoryUsage: number; memoryLimit: number; pids: number }
+
+const NO_LIMIT = 2 ** 62;
 
 /** The container's ends of its stdio; a runner owns them and closes them once its child has them. */
 export interface ContainerIO { stdin?: number; stdout: number; stderr: number }
@@ -36,6 +58,24 @@ export interface Runner {
   finish(): Promise<{ oomKilled: boolean; error?: string }>;
   /** End a created-but-not-started container (its init ignores signals until it execs) and remove it. */
   abort(): Promise<void>;
+  /** Start `proc` in the running container; the runner closes the fds in `stdio` once they are handed over. */
+  /** detach: the process's stdio is /dev/null and nothing waits on its output (runc: `exec -d`) */
+  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot], opts?: { detach?: boolean }): ExecHandle;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  stats(): Promise<RunnerStats>;
+}
+
+function closeSlots(stdio: ExecSlot[]): void {
+  for (const s of stdio) if (typeof s === 'number') closeQuietly(s);
+}
+
+/** Running and not yet reaped (a zombie has exited: its status is its parent's to collect). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch { return false; }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -121,6 +161,38 @@ export class InProcessRunner implements Runner {
       this.fg.killHelper();
       await this.fg.exit.catch(() => undefined);
     }
+  }
+
+  /**
+   * The runtime's exec in wait mode: pier-helper stays the process's parent and exits with its
+   * status (with a terminal it also relays the pty master to its own stdio, our pipes).
+   */
+  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot]): ExecHandle {
+    let pidOf!: (pid: number) => void;
+    const started = new Promise<number>((r) => { pidOf = r; });
+    let running: Promise<{ pid: number; exitCode?: number }>;
+    try {
+      // startHelper spawns synchronously inside exec(): by the time it returns our copies can go
+      running = this.rt.exec(this.cfg.id, { process: proc, stdio, onPid: (pid) => pidOf(pid) });
+    } catch (err) {
+      running = Promise.reject(err);
+    } finally {
+      closeSlots(stdio);
+    }
+    const exit = running.then((r) => ({ exitCode: r.exitCode ?? 0 }), (err) => {
+      const error = messageOf(err);
+      return { exitCode: execFailureCode(error), error };
+    });
+    void exit.then(() => pidOf(0));
+    return { started, exit, gone: exit.then(() => undefined) };
+  }
+
+  async pause(): Promise<void> { this.rt.pause(this.cfg.id); }
+  async resume(): Promise<void> { this.rt.resume(this.cfg.id); }
+  async stats(): Promise<RunnerStats> {
+    const d = this.rt.stats(this.cfg.id).data;
+    const limit = d.memory?.limit;
+    return { cpuNanos: d.cpu?.usageNs ?? 0, memoryUsage: d.memory?.usage ?? 0, memoryLimit: limit && limit < NO_LIMIT ? limit : 0, pids: d.pids?.current ?? 0 };
   }
 }
 
@@ -284,6 +356,100 @@ export class RuncRunner implements Runner {
   private cleanupTmp(): void {
     removeDir(this.tmp);
   }
+
+  /**
+   * `runc exec --process <file>` in the foreground: runc stays the process's parent and exits with
+   * its status; the pid file appears once it runs. Without a terminal runc gives the process pipes
+   * of its own and relays them to its stdio (our pipes). A terminal is refused: runc hands the pty
+   * master out only over a console socket (see the constructor).
+   */
+  exec(proc: Process, stdio: [ExecSlot, ExecSlot, ExecSlot], opts: { detach?: boolean } = {}): ExecHandle {
+    if (proc.terminal) {
+      closeSlots(stdio);
+      const error = 'exec with a terminal (-t) needs pier\'s own runtime: runc hands the pty out only over a console socket (SCM_RIGHTS), which Node cannot receive';
+      return { started: Promise.resolve(0), exit: Promise.resolve({ exitCode: 126, error }), gone: Promise.resolve() };
+    }
+    const tmp = mkdtempSync(join(tmpdir(), 'pier-shim-exec-'));
+    const pidFile = join(tmp, 'pid');
+    const log = join(tmp, 'runtime.log');
+    let child: ChildProcess;
+    try {
+      writeFileSync(join(tmp, 'process.json'), JSON.stringify(proc), { mode: 0o600 });
+      child = childProcess().spawn(this.binary, ['--root', this.cfg.runtimeRoot, '--log', log, '--log-format', 'json', 'exec', ...(opts.detach ? ['--detach'] : []), '--process', join(tmp, 'process.json'), '--pid-file', pidFile, this.cfg.id], { stdio, cwd: '/' });
+    } catch (err) {
+      closeSlots(stdio);
+      removeDir(tmp);
+      const error = `cannot run ${this.binary}: ${messageOf(err)}`;
+      return { started: Promise.resolve(0), exit: Promise.resolve({ exitCode: 126, error }), gone: Promise.resolve() };
+    }
+    closeSlots(stdio);
+    let spawnError: Error | undefined;
+    child.on('error', (err) => { spawnError = err; });
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    let pid = 0;
+    let runcDone = false;
+    void ended.then(() => { runcDone = true; });
+    const started = (async () => {
+      for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+        try { const t = readFileSync(pidFile, 'utf8').trim(); if (/^[0-9]+$/.test(t)) { pid = Number(t); return pid; } } catch { /* not yet */ }
+        if (runcDone || spawnError) return 0;
+        await sleep(delay);
+      }
+    })();
+    // Node cannot wait on a process it did not start: look for it until it is gone.
+    const gone = started.then(async (p) => {
+      while (p > 0 && alive(p) && (opts.detach || !runcDone)) await sleep(opts.detach ? 200 : 50);
+    });
+    const exit = ended.then(async ({ code, signal }) => {
+      const p = await started;
+      try {
+        const logged = runcLogError(log);
+        if (spawnError) { const error = `cannot run ${this.binary}: ${spawnError.message}`; return { exitCode: 126, error }; }
+        if (p === 0) {
+          const error = logged || `${this.binary} exec exited with ${signal ?? `status ${code}`} before the process started`;
+          return { exitCode: execFailureCode(error), error };
+        }
+        if (opts.detach) {
+          // runc -d hands its own stdio (/dev/null) to the process and leaves it; the process is not
+          // our child, so its status is lost (containerd's shim is a subreaper; Node cannot be)
+          await gone;
+          return { exitCode: -1, error: 'the exit code of a detached exec through a runc-compatible runtime is not known' };
+        }
+        return { exitCode: code ?? exitStatus(null, signal) };
+      } finally {
+        removeDir(tmp);
+      }
+    });
+    return { started, exit, gone };
+  }
+
+  async pause(): Promise<void> { await this.runc(['pause', this.cfg.id]); }
+  async resume(): Promise<void> { await this.runc(['resume', this.cfg.id]); }
+  async stats(): Promise<RunnerStats> {
+    const out = await new Promise<string>((resolve, reject) => {
+      childProcess().execFile(this.binary, ['--root', this.cfg.runtimeRoot, 'events', '--stats', this.cfg.id], { timeout: 30_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err) reject(new PierError(String(stderr).trim().split('\n').pop() || err.message)); else resolve(stdout);
+      });
+    });
+    const ev = JSON.parse(out) as { data?: { cpu?: { usage?: { total?: number } }; memory?: { usage?: { usage?: number; limit?: number } }; pids?: { current?: number } } };
+    const limit = ev.data?.memory?.usage?.limit ?? 0;
+    return { cpuNanos: ev.data?.cpu?.usage?.total ?? 0, memoryUsage: ev.data?.memory?.usage?.usage ?? 0, memoryLimit: limit < NO_LIMIT ? limit : 0, pids: ev.data?.pids?.current ?? 0 };
+  }
+}
+
+/** The last error a runc-style JSON log holds, one line ('' when none). */
+function runcLogError(file: string): string {
+  let msg = '';
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line) continue;
+      try {
+        const e = JSON.parse(line) as { level?: string; msg?: string };
+        if ((e.level === 'error' || e.level === 'fatal') && e.msg) msg = e.msg;
+      } catch { /* not JSON */ }
+    }
+  } catch { /* no log */ }
+  return msg.replace(/\s*\n\s*/g, ' ');
 }
 
 export function makeRunner(cfg: ShimConfig, log: Logger): Runner {
