@@ -13,7 +13,7 @@ usage: pier <command> …
 containers (served by pierd, started on demand):
   run, create, start, stop, restart, kill, rm, pause, unpause, wait
   ps, logs, exec, attach, inspect, stats, top, port, cp, events
-  network …, volume …, system df|prune, daemon
+  pod …, network …, volume …, system df|prune, daemon
 images:
   images, tag, rmi, pull, push, build, login, logout, manifest …
 other:
@@ -64,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
     case 'cp': return (await import('./engine/cp.ts')).cpMain(rest);
     case 'events': return (await import('./engine/events.ts')).eventsMain(rest);
     case 'network': return (await import('./engine/network.ts')).networkMain(rest);
+    case 'pod': return (await import('./engine/pod.ts')).podMain(rest);
     case 'volume': return (await import('./engine/volume.ts')).volumeMain(rest);
     case 'system': return (await import('./engine/system.ts')).systemMain(rest);
     case 'daemon': return (await import('./engine/daemon.ts')).daemonMain(rest);

@@ -26,7 +26,14 @@ export class FakeImages implements ImagePort {
   constructor(root: string) {
     this.root = root;
   }
+  pause = false;
+  async bootstrap(kind: 'pause') {
+    if (kind === 'pause') this.pause = true;
+  }
   async resolve(ref: string): Promise<ResolvedImage> {
+    if (ref === 'pier-pause:latest' && this.pause) {
+      return { ref, configDigest: `sha256:${'p'.repeat(64)}`, config: { architecture: 'amd64', os: 'linux', config: { Entrypoint: ['/pause', '--pause'] }, rootfs: { type: 'layers', diff_ids: [] } } } as unknown as ResolvedImage;
+    }
     if (ref !== 'busybox' && ref !== 'busybox:latest') throw new PierError(`image ${ref} not found`);
     return {
       ref: 'busybox:latest',
@@ -213,7 +220,8 @@ export async function fakeEngine(opts: { root?: string; clock?: FakeClock; procs
   const images = opts.images ?? new FakeImages(root);
   const networks = opts.networks ?? new FakeNetworks();
   const driver = procs.driver();
-  const host: EngineHost = { images, networks, shims: procs, driver: () => driver, proc: fakeProc, clock, initBinary: () => undefined };
+  const cgroups = { removed: [] as string[], removeParent(path: string) { this.removed.push(path); } };
+  const host: EngineHost = { images, networks, shims: procs, driver: () => driver, proc: fakeProc, cgroups, clock, initBinary: () => '/fake/pier-init' };
   const paths = enginePaths({ root: join(root, 'state'), run: join(root, 'run') });
   const engine = new Engine({ paths, log: new Logger({ file: join(root, 'engine.log') }), host, config: { trace: false, shimHosts: 0 } });
   await engine.init();

@@ -49,6 +49,10 @@ export const CREATE_FLAGS: FlagSpec[] = [
   { name: 'health-start-period', value: true },
   { name: 'health-start-interval', value: true },
   { name: 'no-healthcheck' },
+  { name: 'pod', value: true },
+  { name: 'ipc', value: true },
+  { name: 'uts', value: true },
+  { name: 'pid', value: true },
 ];
 
 export const CREATE_USAGE_FLAGS = `flags:
@@ -60,7 +64,9 @@ export const CREATE_USAGE_FLAGS = `flags:
   -v, --volume SRC:DST[:ro]           named volume, host path, or /DST for an anonymous volume
   -w, --workdir DIR        working directory      -u, --user USER[:GROUP]
   --entrypoint CMD         replace the image's entrypoint ("" clears it)
-  --hostname NAME          --network bridge|none|host|NAME   --network-alias NAME
+  --hostname NAME          --network bridge|none|host|NAME|container:NAME   --network-alias NAME
+  --pod POD                join a pod (its network and shared namespaces; ports go on the pod)
+  --ipc, --uts, --pid container:NAME   join another container's namespace
   -m, --memory SIZE        memory limit (512m, 1g)   --cpus N   --pids-limit N
   --restart no|on-failure[:N]|always|unless-stopped
   --read-only              read-only root filesystem
@@ -149,6 +155,8 @@ export function requestFrom(p: Parsed): CreateRequest {
     tty: bool(p, 'tty'),
     stdin: bool(p, 'interactive'),
     ...(network !== undefined ? { network } : {}),
+    ...(str(p, 'pod') !== undefined ? { pod: str(p, 'pod') } : {}),
+    ...Object.fromEntries((['ipc', 'uts', 'pid'] as const).filter((k) => str(p, k) !== undefined).map((k) => [k, str(p, k)])),
     networkAliases: list(p, 'network-alias'),
     ports: list(p, 'publish').map(parsePort),
     volumes: list(p, 'volume').map((v) => {

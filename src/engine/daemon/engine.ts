@@ -17,14 +17,22 @@ import { ImageService } from '../../image/index.ts';
 import { Scope } from '../../common/rooted.ts';
 import { NetworkManager } from '../network/index.ts';
 import { VolumeManager } from '../volume/index.ts';
-import type { ContainerInfo, CreateRequest, ExitInfo, LogEntry, StatsInfo, StreamLine } from '../api.ts';
+import type { ContainerInfo, CreateRequest, ExitInfo, LogEntry, PodCreateRequest, PodInfo, PodRecord, StatsInfo, StreamLine } from '../api.ts';
+import { join } from 'node:path';
+import { PodRecords } from './pods/store.ts';
+import type { PodContext } from './pods/context.ts';
+import { createPod } from './pods/create.ts';
+import { ensurePodRunning, startPod, stopPod } from './pods/lifecycle.ts';
+import { removePod } from './pods/remove.ts';
+import { inspectPod, listPods } from './pods/inspect.ts';
+import { createMember } from './pods/members.ts';
 import { makeStateDirs, type EnginePaths } from '../paths.ts';
 import { ContainerRecords } from './store.ts';
 import { BinaryDriver, LibraryDriver, Runtimes, runtimeBinaryOf, type RuntimeDriver } from './runtime.ts';
 import { restartOnDaemonStart } from './restart.ts';
 import { findInitBinary } from './init.ts';
 import { ShimPool } from './shim-pool.ts';
-import { RealShims, realProc, type EngineHost } from './host.ts';
+import { RealShims, realCgroups, realProc, type EngineHost } from './host.ts';
 import { defaultEngineConfig, type EngineConfig } from './config.ts';
 import { hasProcess, isActive } from './state.ts';
 import type { EngineEvent } from './events.ts';
@@ -65,10 +73,12 @@ export class Engine extends EventEmitter {
   readonly networks: NetworkManager;
   readonly volumes: VolumeManager;
   readonly records: ContainerRecords;
+  readonly pods: PodRecords;
   readonly runtimes: Runtimes;
   readonly host: EngineHost;
   private readonly live = new LiveTable();
   private readonly ctx: ContainerContext;
+  private readonly podCtx: PodContext;
   private readonly queue: WorkQueue;
   private closed = false;
 
@@ -87,6 +97,7 @@ export class Engine extends EventEmitter {
     });
     this.volumes = new VolumeManager(opts.paths.volumes);
     this.records = new ContainerRecords(opts.paths.containers);
+    this.pods = new PodRecords(join(opts.paths.root, 'pods'));
     makeStateDirs(opts.paths);
     this.runtimes = opts.runtimes ?? new Runtimes();
     const drivers = new Map<string, RuntimeDriver>();
@@ -102,6 +113,7 @@ export class Engine extends EventEmitter {
         return d;
       },
       proc: realProc,
+      cgroups: realCgroups,
       clock: realClock,
       initBinary: () => findInitBinary(cfg.initBinary),
       ...opts.host,
@@ -111,10 +123,14 @@ export class Engine extends EventEmitter {
       runtimes: this.runtimes, live: this.live,
       emit: (e: EngineEvent) => { this.emit('event', e); },
       closed: () => this.closed,
+      pods: (id: string) => this.pods.find(id),
+      // a pod's member starts once its pod's infra runs (podman starts the pod with it)
+      beforeStart: async (rec: ContainerInfo) => { if (rec.pod && !rec.infra) await ensurePodRunning(this.podCtx, rec.pod); },
     };
     // the queue is made after the context that names it: reconcile is only called once both exist
     this.ctx = { ...base, reconcile: (id) => this.queue.add(id) };
     this.queue = restartManager(this.ctx);
+    this.podCtx = { ctx: this.ctx, pods: this.pods };
   }
 
   /** Daemon start: read records, bring networks back, and take every container over again. */
@@ -122,6 +138,7 @@ export class Engine extends EventEmitter {
     // Shim hosts of a previous daemon keep their own sockets open while they have containers.
     this.host.networks.ensureDefault();
     await this.host.networks.restore();
+    this.pods.load((id, why) => this.log.error(`pod ${id.slice(0, 12)}: its record cannot be read (${why}); left on disk as it is`));
     const recs = this.records.load((id, why) => this.log.error(`container ${id.slice(0, 12)}: its record cannot be read (${why}); left on disk as it is`));
     await Promise.all(recs.map((rec) => this.records.lock(rec.id, () => this.takeOver(rec.id)).catch((err) => this.log.error(`taking over ${rec.name}: ${messageOf(err)}`))));
     for (const r of recs) this.queue.add(r.id);
@@ -164,8 +181,16 @@ export class Engine extends EventEmitter {
     return this.records.all().filter((c) => all || isActive(c.state.status));
   }
 
-  create(req: CreateRequest): Promise<ContainerInfo> { return create(this.ctx, req); }
+  create(req: CreateRequest): Promise<ContainerInfo> { return req.pod ? createMember(this.podCtx, req) : create(this.ctx, req); }
+
   start(ref: string): Promise<ContainerInfo> { return start(this.ctx, ref); }
+
+  createPod(req: PodCreateRequest): Promise<PodRecord> { return createPod(this.podCtx, req); }
+  startPod(ref: string): Promise<PodRecord> { return startPod(this.podCtx, ref); }
+  stopPod(ref: string, timeoutSec?: number): Promise<PodRecord> { return stopPod(this.podCtx, ref, timeoutSec); }
+  removePod(ref: string, opts: { force?: boolean } = {}): Promise<string> { return removePod(this.podCtx, ref, opts); }
+  listPods(): PodInfo[] { return listPods(this.podCtx); }
+  inspectPod(ref: string): PodInfo { return inspectPod(this.podCtx, ref); }
   stop(ref: string, timeoutSec?: number): Promise<ContainerInfo> { return stop(this.ctx, ref, timeoutSec); }
   kill(ref: string, signal?: string): Promise<void> { return kill(this.ctx, ref, signal); }
   pause(ref: string): Promise<void> { return freeze(this.ctx, ref, 'paused'); }

@@ -5,7 +5,8 @@
  * lifecycle — restarts, --rm, port conflicts, takeover, racing stop/kill/rm — is unit-tested
  * without root (containerd's and kwok's way: host effects behind an interface with a fake).
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { errnoOf } from '../../common/errors.ts';
 import type { Clock } from '../../common/clock.ts';
 import type { ResolvedImage } from '../../image/index.ts';
@@ -21,6 +22,13 @@ export interface ImagePort {
   removeRootfs(key: string): Promise<void>;
   rootfsUsage(): { key: string; size: number }[];
   list(): Promise<{ size?: number }[]>;
+  /** Make a local image (pods' pause image). */
+  bootstrap(kind: 'pause', opts: { binary?: string }): Promise<unknown>;
+}
+
+export interface CgroupPort {
+  /** Remove an (empty) cgroup dir at this path in every hierarchy; none there is no error. */
+  removeParent(path: string): void;
 }
 
 export interface NetworkPort {
@@ -72,6 +80,7 @@ export interface EngineHost {
   /** The runtime that runs this container (pier's library or a runc-compatible binary). */
   driver(rec: { runtimePath?: string; config: { runtime?: string }; runtimeRoot: string }): RuntimeDriver;
   proc: ProcPort;
+  cgroups: CgroupPort;
   clock: Clock;
   /** pier-init's binary, for --init (undefined: not built). */
   initBinary(): string | undefined;
@@ -178,3 +187,24 @@ function duBytes(dir: string): number {
   walk(dir);
   return total;
 }
+
+/**
+ * cgroup dirs in every hierarchy mounted under /sys/fs/cgroup (hybrid here: one per v1 controller,
+ * plus the v2 tree). Only an empty one can be removed: a pod's parent goes after its containers'.
+ */
+export const realCgroups: CgroupPort = {
+  removeParent(path) {
+    const rel = path.replace(/^\/+/, '');
+    if (!rel || rel.split('/').includes('..')) throw new Error(`bad cgroup path ${JSON.stringify(path)}`);
+    const roots = new Set<string>(['/sys/fs/cgroup']);
+    let ents: string[] = [];
+    try { ents = readdirSync('/sys/fs/cgroup'); } catch { return; }
+    for (const e of ents) roots.add(join('/sys/fs/cgroup', e));
+    for (const r of roots) {
+      try { rmdirSync(join(r, rel)); } catch (err) {
+        const code = errnoOf(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      }
+    }
+  },
+};

@@ -17,7 +17,7 @@ import { Router } from '../../common/router.ts';
 import { parseDurationNs } from '../../common/duration.ts';
 import { parseSignal } from '../../runtime/signals.ts';
 import type { Socket } from 'node:net';
-import { CreateRequestSchema, ExecCreateSchema, ExecStartSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
+import { CreateRequestSchema, PodCreateSchema, ExecCreateSchema, ExecStartSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
 import { resolveUser } from '../../image/index.ts';
 import { ShimClient } from '../shim/index.ts';
 import { ExecService, hijacked } from './exec.ts';
@@ -40,6 +40,7 @@ export const MAX_JSON_BODY = 4 * 1024 * 1024;
 
 const createRequest = compile(CreateRequestSchema);
 const networkCreate = compile(NetworkCreateSchema);
+const podCreate = compile(PodCreateSchema);
 const volumeCreate = compile(VolumeCreateSchema);
 const execCreate = compile(ExecCreateSchema);
 const execStart = compile(ExecStartSchema);
@@ -301,6 +302,14 @@ export function createApiServer(engine: Engine, limits: Partial<ServerLimits> = 
   });
 
   // images (pull, push, build and tag run in the CLI against the same store)
+  // pods (daemon/pods/): the infra container holds the shared namespaces; rm takes everything it owns
+  on('GET', '/pods', [], async () => engine.listPods());
+  on('POST', '/pods', [], async (req) => engine.createPod(await body(req, podCreate, 'pod create')), { body: true });
+  on('GET', '/pods/:ref', [], async (_r, _s, m) => engine.inspectPod(m[0]));
+  on('POST', '/pods/:ref/start', [], async (_r, _s, m) => engine.startPod(m[0]));
+  on('POST', '/pods/:ref/stop', ['t'], async (_r, _s, m, q) => engine.stopPod(m[0], seconds(q, 't')));
+  on('DELETE', '/pods/:ref', ['force'], async (_r, _s, m, q) => ({ removed: await engine.removePod(m[0], { force: flag(q, 'force') }) }));
+
   on('GET', '/images', [], async () => engine.images.list());
   on('DELETE', '/images/:ref', ['force'], async (_r, _s, m, q) => {
     const ref = m[0];

@@ -4,7 +4,7 @@
  * manager (reconcile) that something changed. Made once by engine.ts.
  */
 import type { Logger } from '../../../common/log.ts';
-import type { PodRecord } from '../../api.ts';
+import type { ContainerInfo, PodRecord } from '../../api.ts';
 import type { EnginePaths } from '../../paths.ts';
 import type { VolumeManager } from '../../volume/index.ts';
 import type { EngineConfig } from '../config.ts';
@@ -30,6 +30,8 @@ export interface ContainerContext {
   closed(): boolean;
   /** A pod's record by id (the pods service; absent in engines without one). */
   pods?(id: string): PodRecord | undefined;
+  /** Before a user's start takes the container's lock (a pod member's pod is started first). */
+  beforeStart?(rec: ContainerInfo): Promise<void>;
 }
 
 /** ms since t (the trace of create/start/exit steps). */

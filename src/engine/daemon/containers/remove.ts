@@ -11,8 +11,11 @@ import { hasProcess, isActive } from '../state.ts';
 import { eventOf, type ContainerContext } from './context.ts';
 import { nextExit } from './stop.ts';
 
-export async function remove(ctx: ContainerContext, ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+export async function remove(ctx: ContainerContext, ref: string, opts: { force?: boolean; volumes?: boolean; podOwned?: boolean } = {}): Promise<void> {
   const id = ctx.records.idOf(ref);
+  const first = ctx.records.get(id);
+  // the pod's namespaces live in its infra container: it goes with the pod, not alone
+  if (first.infra && !opts.podOwned) throw conflict(`container ${first.name} is the infra container of a pod: remove the pod (pier pod rm)`);
   // A start queued before the removal (`run` racing `rm -f`) makes a created container running
   // between two turns: then the next turn finds it running and kills it first.
   for (;;) {

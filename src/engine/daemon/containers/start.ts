@@ -21,8 +21,10 @@ import { watch } from './exit.ts';
 
 const DEFAULT_LOG = { maxSize: 10 * 1024 * 1024, maxFiles: 3 };
 
-export function start(ctx: ContainerContext, ref: string): Promise<ContainerInfo> {
+export async function start(ctx: ContainerContext, ref: string): Promise<ContainerInfo> {
   const id = ctx.records.idOf(ref);
+  const first = ctx.records.get(id);
+  if (ctx.beforeStart && !hasProcess(first.state.status)) await ctx.beforeStart(first);
   return ctx.records.lock(id, async () => {
     const rec = ctx.records.get(id);
     if (hasProcess(rec.state.status)) return rec;
