@@ -182,6 +182,17 @@ export class Scope {
     }
   }
 
+  /**
+   * A scope over a running process's root: /proc/<pid>/root, the magic link into its own mount
+   * namespace (a container whose rootfs and volumes are mounted only there). The link is followed
+   * once, here, as the kernel hands it out; every name below it is walked by fds like any scope.
+   */
+  static openProcessRoot(pid: number): Scope {
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`bad pid ${pid}`);
+    const fd = openSync(`/proc/${pid}/root`, DIR_FLAGS & ~constants.O_NOFOLLOW);
+    return new Scope(fd, [], [fd]);
+  }
+
   close(): void {
     for (const fd of this.owned.splice(0)) {
       try { closeSync(fd); } catch { /* already closed */ }

@@ -307,12 +307,20 @@ export interface ContainerInfo {
   pod?: string;
   infra?: boolean;
   rootfs: string;
+  /**
+   * The snapshot's mounts as data (pier's own runtime): made onto rootfs in the container's own
+   * mount namespace at its start, never on the host. Absent: rootfs is mounted on the host (runc).
+   */
+  rootfsMounts?: RootfsMount[];
   logPath: string;
   shimSocket: string;
   runtimeRoot: string;
   /** The runc-compatible binary config.runtime named when the container was made or last started; absent: pier's runtime library. */
   runtimePath?: string;
 }
+
+/** One mount of a root filesystem as data (the image layer's SnapshotMount). */
+export interface RootfsMount { type: 'overlay' | 'bind'; source: string; options: string[] }
 
 export interface ExitInfo { exitCode: number; oomKilled: boolean; signal?: string; error?: string }
 

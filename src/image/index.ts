@@ -2,9 +2,11 @@
  * Layer 2's public API: `ImageService` over the image store at `$PIER_ROOT/images` (an OCI image
  * layout). Other layers import from here, not from the folders.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve as resolvePath } from 'node:path';
-import { PierError } from '../common/errors.ts';
+import { existsSync, mkdirSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { PierError, messageOf } from '../common/errors.ts';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, fsx } from '../common/fsx.ts';
 import { ContentStore } from './store/content.ts';
 import { RefIndex, type RefEntry } from './store/refs.ts';
 import { collectGarbage, type GcResult } from './store/gc.ts';
@@ -17,7 +19,7 @@ import { bootstrapBusybox, type BusyboxOptions } from './bootstrap/busybox.ts';
 import { bootstrapPause, PAUSE_REF } from './bootstrap/pause.ts';
 import { bootstrapDebian, type DebianOptions } from './bootstrap/debian.ts';
 import { applyLayer } from './layer/index.ts';
-import { Snapshotter, chainIds, tightenSnapshotDirs, type PreparedMounts } from './snapshot/index.ts';
+import { Snapshotter, chainIds, mountAll, tightenSnapshotDirs, type PreparedMounts } from './snapshot/index.ts';
 import { tightenDir } from '../common/statedir.ts';
 import { imageSpec, writeBundle, type ImageSpecOptions } from './bundle.ts';
 
@@ -163,6 +165,39 @@ export class ImageService {
     const chain = await this.unpackChain(image);
     const p = await this.snapshotter().prepareMounts(key, chain);
     return { image, ...p };
+  }
+
+  /**
+   * A short-lived host view of a rootfs prepared as mounts (nosuid,nodev): for the engine's work on
+   * a container that is not running — the copy-up into new volumes at create, `cp` of a stopped
+   * container, resolving a named user at start. A running container's tree is reached through its
+   * own mount namespace instead (overlayfs refuses a second mount of a busy upper dir). release()
+   * detaches the mount and removes its mount point; call it in a finally.
+   */
+  mountView(key: string): { path: string; release(): void } {
+    const p = this.rootfsMounts(key);
+    if (!p) throw new PierError(`rootfs ${key} was not prepared as mounts`);
+    const path = join(dirname(p.rootfs), `view-${randomBytes(6).toString('hex')}`);
+    mkdirSync(path, { mode: 0o700 });
+    try {
+      mountAll(p.mounts, path, MS_NOSUID | MS_NODEV);
+    } catch (err) {
+      try { fsx().umount2(path, MNT_DETACH); } catch { /* nothing was mounted */ }
+      rmdirSync(path);
+      throw new PierError(`mounting a view of ${key}: ${messageOf(err)}`, { cause: err });
+    }
+    let done = false;
+    return {
+      path,
+      release: () => {
+        if (done) return;
+        done = true;
+        for (;;) {
+          try { fsx().umount2(path, MNT_DETACH); } catch { break; }
+        }
+        try { rmdirSync(path); } catch { /* a mount we could not take down keeps its point */ }
+      },
+    };
   }
 
   /** The mounts of a rootfs prepared by prepareRootfsMounts (undefined: not prepared that way). */

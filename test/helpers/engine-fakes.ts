@@ -47,6 +47,16 @@ export class FakeImages implements ImagePort {
     this.rootfs.add(key);
     return { rootfs: dir };
   }
+  async prepareRootfsMounts(_image: ResolvedImage, key: string) {
+    const dir = join(this.root, 'rootfs', key);
+    mkdirSync(join(dir, 'lower'), { recursive: true });
+    mkdirSync(join(dir, 'rootfs'), { recursive: true });
+    this.rootfs.add(key);
+    return { rootfs: join(dir, 'rootfs'), mounts: [{ type: 'bind' as const, source: join(dir, 'lower'), options: ['rbind'] }] };
+  }
+  mountView(key: string) {
+    return { path: join(this.root, 'rootfs', key, 'lower'), release() {} };
+  }
   async removeRootfs(key: string): Promise<void> {
     rmSync(join(this.root, 'rootfs', key), { recursive: true, force: true });
     this.rootfs.delete(key);

@@ -226,6 +226,11 @@ export class Engine extends EventEmitter {
    */
   scope(ref: string): Scope {
     const rec = this.get(ref);
+    if (rec.rootfsMounts && hasProcess(rec.state.status)) {
+      // its tree exists only in its own mount namespace (volumes included): reach it through its init
+      return Scope.openProcessRoot(rec.state.pid);
+    }
+    const view = rec.rootfsMounts ? this.host.images.mountView(`ctr-${rec.id}`) : undefined;
     const mounts = rec.mounts.map((m) => {
       const source = m.type === 'bind' ? m.source : this.volumes.inspect(m.source).mountpoint;
       // A bind of a single file is reached through the directory that holds it on the host.
@@ -233,6 +238,17 @@ export class Engine extends EventEmitter {
       try { file = m.type === 'bind' && !statSync(source).isDirectory(); } catch { /* gone: open fails below */ }
       return { destination: m.destination, source, file };
     });
-    return Scope.open(rec.rootfs, mounts);
+    let scope: Scope;
+    try {
+      scope = Scope.open(view?.path ?? rec.rootfs, mounts);
+    } catch (err) {
+      view?.release();
+      throw err;
+    }
+    if (view) {
+      const close = scope.close.bind(scope);
+      scope.close = () => { close(); view.release(); };
+    }
+    return scope;
   }
 }

@@ -103,7 +103,8 @@ export class ExecService {
     const spec: ExecSpec = { args: r.Cmd, terminal: tty, stdin: !detach && !!r.AttachStdin, detach };
     if (r.Env?.length) spec.env = r.Env;
     if (r.WorkingDir) spec.cwd = r.WorkingDir;
-    if (r.User) spec.user = this.deps.resolveUser(info.rootfs, r.User);
+    // the running container's own tree (its rootfs may be mounted only in its mount namespace)
+    if (r.User) spec.user = this.deps.resolveUser(info.state.pid ? `/proc/${info.state.pid}/root` : info.rootfs, r.User);
     if (tty && start.ConsoleSize) spec.consoleSize = { rows: start.ConsoleSize[0], cols: start.ConsoleSize[1] };
     return spec;
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { errnoOf } from '../../common/errors.ts';
 import type { Clock } from '../../common/clock.ts';
 import type { ResolvedImage } from '../../image/index.ts';
+import type { RootfsMount } from '../api.ts';
 import type { PortMapping, Sandbox, SandboxRequest } from '../network/index.ts';
 import { ShimClient, readExit, type ExitStatus, type ShimConfig } from '../shim/index.ts';
 import type { RuntimeDriver } from './runtime.ts';
@@ -18,6 +19,10 @@ import type { ShimPool } from './shim-pool.ts';
 export interface ImagePort {
   resolve(ref: string): Promise<ResolvedImage>;
   prepareRootfs(image: ResolvedImage, key: string, opts: { nosuid?: boolean }): Promise<{ rootfs: string }>;
+  /** Nothing mounted: the mounts that make the tree, for the runtime to make in the container. */
+  prepareRootfsMounts(image: ResolvedImage, key: string): Promise<{ rootfs: string; mounts: RootfsMount[] }>;
+  /** A short-lived host view of a rootfs prepared as mounts (the container is not running). */
+  mountView(key: string): { path: string; release(): void };
   /** No error when it is already gone. */
   removeRootfs(key: string): Promise<void>;
   rootfsUsage(): { key: string; size: number }[];

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PierError } from '../../common/errors.ts';
 import { imageSpec, type ImageConfig } from '../../image/index.ts';
-import { CAP_NAMES, DOCKER_DEFAULT_CAPS, type Mount, type Spec } from '../../runtime/index.ts';
+import { CAP_NAMES, DOCKER_DEFAULT_CAPS, ROOTFS_MOUNTS_ANNOTATION, type Mount, type Spec } from '../../runtime/index.ts';
 import type { ContainerInfo } from '../api.ts';
 
 export const CPU_PERIOD = 100_000;
@@ -46,6 +46,11 @@ export interface SpecInputs {
   joins?: { ipc?: string; uts?: string; pid?: string };
   /** The cgroup its own goes under (a pod's). */
   cgroupParent?: string;
+  /**
+   * Where to read the image's /etc/passwd and /etc/group for a named user: a view of the rootfs
+   * when it is prepared as mounts (rec.rootfs is then an empty mount point on the host).
+   */
+  userRoot?: string;
   /** Host paths of the container's mounts, in the order of rec.mounts. */
   mountSources: string[];
   initBinary?: string;
@@ -57,7 +62,7 @@ export function buildSpec(inp: SpecInputs): Spec {
   const hostname = c.hostname ?? rec.id.slice(0, 12);
   const entrypoint = c.entrypoint === undefined ? undefined : c.entrypoint.filter((a) => a !== '');
   const spec = imageSpec(imageConfig, {
-    rootfs: rec.rootfs,
+    rootfs: inp.userRoot ?? rec.rootfs,
     ...(c.cmd && c.cmd.length ? { args: c.cmd } : {}),
     ...(entrypoint !== undefined ? { entrypoint } : {}),
     env: c.env ?? [],
@@ -67,6 +72,9 @@ export function buildSpec(inp: SpecInputs): Spec {
     terminal: c.tty ?? false,
     readonly: c.readOnly ?? false,
   });
+  spec.root = { ...spec.root!, path: rec.rootfs };
+  // the snapshot's mounts, for pier's runtime to make in the container's own mount namespace
+  if (rec.rootfsMounts) spec.annotations = { ...spec.annotations, [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify(rec.rootfsMounts) };
   const proc = spec.process!;
   if (c.tty && !proc.env!.some((e) => e.startsWith('TERM='))) proc.env!.push('TERM=xterm');
   const caps = capabilities(c.capAdd, c.capDrop);

@@ -91,38 +91,49 @@ async function make(ctx: ContainerContext, req: CreateRequest, name: string, id:
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const key = `ctr-${id}`;
     const t = stamp();
-    // A runtime binary (runc) binds the rootfs with the host mount's flags: a nosuid host mount would
-    // take set-id from its containers, so theirs has none and only the 0700 parents guard it.
-    const prepared = await ctx.host.images.prepareRootfs(image, key, { nosuid: !req.runtime });
+    // pier's runtime takes the snapshot's mounts as data and makes them in the container's own mount
+    // namespace: pierd holds no mount of it. A runtime binary (runc) needs the tree mounted on the
+    // host, and binds it with the host mount's flags: a nosuid host mount would take set-id from its
+    // containers, so theirs has none and only the 0700 parents guard it.
+    const prepared: { rootfs: string; mounts?: ContainerInfo['rootfsMounts'] } = rt.path
+      ? await ctx.host.images.prepareRootfs(image, key, { nosuid: false })
+      : await ctx.host.images.prepareRootfsMounts(image, key);
     trace(ctx, id, 'rootfs', t());
     made.rootfs = key;
     writeFileAtomic(join(dir, 'image-config.json'), JSON.stringify(image.config));
-    // A hostile image may ship /data -> /proc: the runtime would mount over the container's procfs
-    // (the CVE-2019-19921 class). Refuse by where the destination leads in the image, too.
-    if (vspecs.length) {
-      const scope = Scope.open(prepared.rootfs);
-      try {
-        for (const v of vspecs) {
-          const resolved = scope.realPath(v.destination);
-          if (resolved !== v.destination) checkMountDestination(resolved, `${v.destination} (a symlink in the image to ${resolved})`);
-        }
-      } finally {
-        scope.close();
-      }
-    }
+    // the image's tree as the host may look at it, for the volume work below (a view while it runs)
+    const view = vspecs.length && prepared.mounts ? ctx.host.images.mountView(key) : undefined;
+    const tree = view?.path ?? prepared.rootfs;
     const mounts: MountRecord[] = [];
-    for (const v of vspecs) {
-      if (v.kind === 'bind') {
-        mounts.push({ type: 'bind', source: v.source!, destination: v.destination, readOnly: v.readOnly });
-        continue;
+    try {
+      // A hostile image may ship /data -> /proc: the runtime would mount over the container's procfs
+      // (the CVE-2019-19921 class). Refuse by where the destination leads in the image, too.
+      if (vspecs.length) {
+        const scope = Scope.open(tree);
+        try {
+          for (const v of vspecs) {
+            const resolved = scope.realPath(v.destination);
+            if (resolved !== v.destination) checkMountDestination(resolved, `${v.destination} (a symlink in the image to ${resolved})`);
+          }
+        } finally {
+          scope.close();
+        }
       }
-      const existed = v.kind === 'named' && ctx.volumes.tryInspect(v.source!) !== undefined;
-      const vol = ctx.volumes.create(v.kind === 'named' ? v.source : undefined);
-      if (!existed) {
-        made.volumes.push(vol.name);
-        await copyUp(prepared.rootfs, v.destination, vol.mountpoint);
+      for (const v of vspecs) {
+        if (v.kind === 'bind') {
+          mounts.push({ type: 'bind', source: v.source!, destination: v.destination, readOnly: v.readOnly });
+          continue;
+        }
+        const existed = v.kind === 'named' && ctx.volumes.tryInspect(v.source!) !== undefined;
+        const vol = ctx.volumes.create(v.kind === 'named' ? v.source : undefined);
+        if (!existed) {
+          made.volumes.push(vol.name);
+          await copyUp(tree, v.destination, vol.mountpoint);
+        }
+        mounts.push({ type: 'volume', source: vol.name, destination: v.destination, readOnly: v.readOnly, ...(v.kind === 'anonymous' ? { anonymous: true } : {}) });
       }
-      mounts.push({ type: 'volume', source: vol.name, destination: v.destination, readOnly: v.readOnly, ...(v.kind === 'anonymous' ? { anonymous: true } : {}) });
+    } finally {
+      view?.release();
     }
     const c = image.config.config ?? {};
     const rec: ContainerInfo = {
@@ -141,6 +152,7 @@ async function make(ctx: ContainerContext, req: CreateRequest, name: string, id:
       ...(Object.keys(joins).length ? { joins } : {}),
       ...(member ? { pod: member.pod.id, ...(member.infra ? { infra: true } : {}) } : {}),
       rootfs: prepared.rootfs,
+      ...(prepared.mounts ? { rootfsMounts: prepared.mounts } : {}),
       logPath: join(dir, 'container.log'),
       // Short: unix socket paths are limited to 107 bytes and PIER_RUN may be deep.
       shimSocket: join(ctx.paths.shims, `${id.slice(0, 24)}.sock`),

@@ -42,6 +42,7 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
   const dir = ctx.records.dirOf(id);
   let sandbox: Sandbox | undefined;
   let saved: ContainerInfo;
+  let view: { path: string; release(): void } | undefined;
   try {
     const runtime = startRuntime(ctx, rec);
     const wanted = rec.config.ports ?? [];
@@ -86,7 +87,13 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
     const initBinary = rec.config.init ? ctx.host.initBinary() : undefined;
     const nsPaths = Object.fromEntries((['ipc', 'uts', 'pid'] as const).filter((ns) => joined[ns]).map((ns) => [ns, `/proc/${joined[ns]!.state.pid}/ns/${ns}`]));
     const cgroupParent = rec.pod ? ctx.pods?.(rec.pod)?.cgroupParent : undefined;
-    const spec = buildSpec({ rec, imageConfig, dir, ...(netnsPath ? { netnsPath } : {}), hostNetwork, joins: nsPaths, ...(cgroupParent ? { cgroupParent } : {}), mountSources, ...(initBinary ? { initBinary } : {}) });
+    // a named user is looked up in the image's files: through a short-lived view when the rootfs is
+    // mounts as data (nothing of it is mounted on the host otherwise)
+    const user = rec.config.user ?? imageConfig.config?.User ?? '';
+    view = rec.rootfsMounts && user !== '' ? ctx.host.images.mountView(`ctr-${id}`) : undefined;
+    const spec = buildSpec({ rec, imageConfig, dir, ...(view ? { userRoot: view.path } : {}), ...(netnsPath ? { netnsPath } : {}), hostNetwork, joins: nsPaths, ...(cgroupParent ? { cgroupParent } : {}), mountSources, ...(initBinary ? { initBinary } : {}) });
+    view?.release();
+    view = undefined;
     const bundle = join(dir, 'bundle');
     mkdirSync(bundle, { recursive: true, mode: 0o700 });
     writeFileAtomic(join(bundle, 'config.json'), JSON.stringify(spec));
@@ -127,6 +134,7 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
       d.network.ports = sb.ports;
     });
   } catch (err) {
+    view?.release();
     if ((sandbox && rec.network.mode !== 'container') || rec.network.mode === 'bridge' || rec.network.mode === 'none') await ctx.host.networks.teardown(id).catch((e) => ctx.log.warn(`teardown ${id}: ${messageOf(e)}`));
     await ctx.records.updateHeld(id, (d) => {
       d.state.error = messageOf(err);
