@@ -26,6 +26,8 @@ const O_CLOEXEC = 0o2000000;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 /** Symlinks followed while resolving one path, as Linux's own limit. */
 const MAX_LINKS = 40;
+/** A process's root as /proc shows it: the one link Scope.open follows (it is the kernel's, not a tree's). */
+const PROC_ROOT = /^\/proc\/[1-9]\d*\/root$/;
 
 /** The path Node's fs calls take for the fd itself. */
 export function procFd(fd: number): string {
@@ -160,7 +162,8 @@ export class Scope {
   static open(root: string, mounts: { destination: string; source: string; file?: boolean }[] = []): Scope {
     const owned: number[] = [];
     try {
-      const rootFd = openHostDir(root);
+      // /proc/<pid>/root is a process's root in its own mount namespace (openProcessRoot)
+      const rootFd = PROC_ROOT.test(root) ? openSync(root, DIR_FLAGS & ~O_NOFOLLOW) : openHostDir(root);
       owned.push(rootFd);
       const ms: ScopeMount[] = [];
       for (const m of mounts) {
@@ -189,8 +192,7 @@ export class Scope {
    */
   static openProcessRoot(pid: number): Scope {
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`bad pid ${pid}`);
-    const fd = openSync(`/proc/${pid}/root`, DIR_FLAGS & ~constants.O_NOFOLLOW);
-    return new Scope(fd, [], [fd]);
+    return Scope.open(`/proc/${pid}/root`);
   }
 
   close(): void {
