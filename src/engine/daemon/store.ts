@@ -2,21 +2,19 @@
  * Container records: one dir per container under $PIER_ROOT/containers/<id>, its record in
  * container.json. The daemon is the only writer and keeps the records in memory too.
  *
- * The rules every caller lives by (the class of race that failed CI once: edits outside the lock):
- *  - a record changes only through update()/updateHeld(): under the container's lock, on a copy,
- *    checked against the state machine (state.ts), written atomically, with the revision one up;
- *  - what get()/find()/all() hand out are copies: changing one changes nothing;
- *  - the file carries a format version; a record of an older pier is migrated when it is read, and
- *    written back in the new format at its next change (never lost, never half-read).
+ * The rules of records.ts hold (changes under the lock, on a copy, checked by the state machine
+ * of state.ts, revision one up; copies out). The file carries a format version; a record of an
+ * older pier is migrated when it is read, and written back in the new format at its next change
+ * (never lost, never half-read).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFileAtomic } from '../../common/atomic.ts';
 import { PierError, messageOf } from '../../common/errors.ts';
-import { KeyedMutex } from '../../common/keyed-mutex.ts';
 import type { ContainerInfo } from '../api.ts';
-import { ApiError, notFound } from './errors.ts';
+import { ApiError } from './errors.ts';
+import { RecordTable } from './records.ts';
 import { checkChange } from './state.ts';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -64,16 +62,25 @@ export function migrateRecord(raw: unknown): ContainerInfo {
 const ADJ = ['brave', 'calm', 'eager', 'fond', 'keen', 'lucid', 'merry', 'nimble', 'proud', 'quiet', 'sharp', 'tidy', 'vivid', 'witty', 'zen'];
 const NOUN = ['anchor', 'beacon', 'bollard', 'buoy', 'cable', 'cleat', 'dock', 'ferry', 'harbor', 'jetty', 'keel', 'mast', 'quay', 'rudder', 'wharf'];
 
-export class ContainerRecords {
+export class ContainerRecords extends RecordTable<ContainerInfo> {
   readonly dir: string;
-  private byId = new Map<string, ContainerInfo>();
-  private mutex = new KeyedMutex();
+  protected readonly kind = 'container';
   /** Names given out by reserve() to creates still under way: no two creates get one name. */
   private reserved = new Map<string, string>();
 
   constructor(dir: string) {
+    super();
     this.dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  protected check(before: ContainerInfo | undefined, after: ContainerInfo): void {
+    checkChange(before, after);
+  }
+
+  protected persist(rec: ContainerInfo): void {
+    mkdirSync(this.dirOf(rec.id), { recursive: true, mode: 0o700 });
+    writeFileAtomic(join(this.dirOf(rec.id), 'container.json'), `${JSON.stringify({ version: RECORD_VERSION, ...rec }, null, 1)}\n`);
   }
 
   /**
@@ -109,46 +116,6 @@ export class ContainerRecords {
     return join(this.dir, id);
   }
 
-  all(): ContainerInfo[] {
-    return [...this.byId.values()].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)).map(copy);
-  }
-
-  /** The record itself, for this module's writers only. */
-  private lookup(ref: string): ContainerInfo | undefined {
-    const exact = this.byId.get(ref);
-    if (exact) return exact;
-    for (const c of this.byId.values()) if (c.name === ref) return c;
-    if (/^[0-9a-f]+$/.test(ref)) {
-      const hits = [...this.byId.values()].filter((c) => c.id.startsWith(ref));
-      if (hits.length > 1) throw new PierError(`container id prefix ${ref} is ambiguous`);
-      return hits[0];
-    }
-    return undefined;
-  }
-
-  /** By full id, name, or unique id prefix (docker's rules); a copy. */
-  find(ref: string): ContainerInfo | undefined {
-    const r = this.lookup(ref);
-    return r && copy(r);
-  }
-
-  get(ref: string): ContainerInfo {
-    const c = this.find(ref);
-    if (!c) throw notFound(`no such container: ${ref}`);
-    return c;
-  }
-
-  /** The full id a reference names (404 when none). */
-  idOf(ref: string): string {
-    const r = this.lookup(ref);
-    if (!r) throw notFound(`no such container: ${ref}`);
-    return r.id;
-  }
-
-  has(id: string): boolean {
-    return this.byId.has(id);
-  }
-
   nameTaken(name: string): { id: string; name: string } | undefined {
     for (const c of this.byId.values()) if (c.name === name) return { id: c.id, name: c.name };
     const id = this.reserved.get(name);
@@ -172,55 +139,13 @@ export class ContainerRecords {
     }
   }
 
-  // ---- writes -------------------------------------------------------------------------------------
-
-  /** One turn of a container's lock (not re-entrant: inside, use updateHeld). */
-  lock<T>(id: string, fn: () => Promise<T> | T): Promise<T> {
-    return this.mutex.run(id, fn);
-  }
-
-  held(id: string): boolean {
-    return this.mutex.held(id);
-  }
-
-  /** Keys locked or waited for (leak checks). */
-  get lockCount(): number {
-    return this.mutex.size;
-  }
-
-  /**
-   * Change one record: under its lock, fn edits a copy; the change is checked, written atomically
-   * and becomes the record, revision one up. fn throwing writes nothing. Resolves with a copy.
-   */
-  update(id: string, fn: (draft: ContainerInfo) => void | Promise<void>): Promise<ContainerInfo> {
-    return this.lock(id, () => this.updateHeld(id, fn));
-  }
-
-  /** As update(), for a caller already inside the container's lock. */
-  async updateHeld(id: string, fn: (draft: ContainerInfo) => void | Promise<void>): Promise<ContainerInfo> {
-    this.assertHeld(id);
-    const cur = this.byId.get(id);
-    if (!cur) throw notFound(`no such container: ${id}`);
-    const draft = copy(cur);
-    await fn(draft);
-    // fn may have awaited: the current record is still the one it started from (we hold the lock)
-    if (draft.id !== cur.id) throw new ApiError(500, `container ${cur.name}: an update may not change the id`);
-    draft.revision = cur.revision + 1;
-    checkChange(cur, draft);
-    this.write(draft);
-    return copy(draft);
-  }
-
   /** A new record (status created, revision 1); its name's reservation ends. */
   insert(rec: ContainerInfo): ContainerInfo {
-    if (this.byId.has(rec.id)) throw new ApiError(500, `container ${rec.id} exists`);
     const taken = this.nameTaken(rec.name);
     if (taken && taken.id !== rec.id) throw new ApiError(409, `container name "${rec.name}" is already in use by container ${taken.id.slice(0, 12)}`);
-    const r = copy({ ...rec, revision: 1 });
-    checkChange(undefined, r);
-    this.write(r);
+    const r = this.insertRecord(rec);
     this.reserved.delete(rec.name);
-    return copy(r);
+    return r;
   }
 
   /** Forget and delete a container's dir (renamed first so a crash never leaves half a record). */
@@ -239,18 +164,4 @@ export class ContainerRecords {
     if (this.byId.has(id)) throw new ApiError(500, `container ${id}: discard of a written record`);
     rmSync(this.dirOf(id), { recursive: true, force: true });
   }
-
-  private assertHeld(id: string): void {
-    if (!this.mutex.held(id)) throw new ApiError(500, `container ${id.slice(0, 12)}: record changed outside its lock`);
-  }
-
-  private write(rec: ContainerInfo): void {
-    mkdirSync(this.dirOf(rec.id), { recursive: true, mode: 0o700 });
-    writeFileAtomic(join(this.dirOf(rec.id), 'container.json'), `${JSON.stringify({ version: RECORD_VERSION, ...rec }, null, 1)}\n`);
-    this.byId.set(rec.id, rec);
-  }
-}
-
-function copy(rec: ContainerInfo): ContainerInfo {
-  return structuredClone(rec);
 }

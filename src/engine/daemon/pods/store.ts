@@ -1,15 +1,15 @@
 /**
- * Pod records: $PIER_ROOT/pods/<id>.json, one file per pod, with the same rules as container
- * records (../store.ts): changes under the pod's lock on a copy, checked against the pod's state
- * table, written atomically with a revision; reads hand out copies; a format version on disk.
+ * Pod records: $PIER_ROOT/pods/<id>.json, one file per pod, with records.ts's rules (changes under
+ * the pod's lock on a copy, checked against the pod's state table below, written atomically with a
+ * revision; copies out) and a format version on disk.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../../common/atomic.ts';
 import { PierError, messageOf } from '../../../common/errors.ts';
-import { KeyedMutex } from '../../../common/keyed-mutex.ts';
+import { RecordTable } from '../records.ts';
 import type { PodRecord, PodStatus } from '../../api.ts';
-import { ApiError, notFound } from '../errors.ts';
+import { ApiError } from '../errors.ts';
 
 export const POD_RECORD_VERSION = 1;
 
@@ -30,14 +30,22 @@ export function checkPodChange(before: PodRecord | undefined, after: PodRecord):
 
 const ID = /^[0-9a-f]{64}$/;
 
-export class PodRecords {
+export class PodRecords extends RecordTable<PodRecord> {
   readonly dir: string;
-  private byId = new Map<string, PodRecord>();
-  private mutex = new KeyedMutex();
+  protected readonly kind = 'pod';
 
   constructor(dir: string) {
+    super();
     this.dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  protected check(before: PodRecord | undefined, after: PodRecord): void {
+    checkPodChange(before, after);
+  }
+
+  protected persist(rec: PodRecord): void {
+    writeFileAtomic(join(this.dir, `${rec.id}.json`), `${JSON.stringify({ version: POD_RECORD_VERSION, ...rec }, null, 1)}\n`);
   }
 
   load(onBad: (id: string, why: string) => void = () => undefined): PodRecord[] {
@@ -59,73 +67,22 @@ export class PodRecords {
     return this.all();
   }
 
-  all(): PodRecord[] {
-    return [...this.byId.values()].sort((a, b) => (a.created < b.created ? 1 : -1)).map((p) => structuredClone(p));
-  }
-
-  find(ref: string): PodRecord | undefined {
-    const r = this.lookup(ref);
-    return r && structuredClone(r);
-  }
-
-  get(ref: string): PodRecord {
-    const r = this.find(ref);
-    if (!r) throw notFound(`no such pod: ${ref}`);
-    return r;
-  }
-
-  nameTaken(name: string): PodRecord | undefined {
-    for (const p of this.byId.values()) if (p.name === name) return structuredClone(p);
-    return undefined;
-  }
-
-  private lookup(ref: string): PodRecord | undefined {
-    const exact = this.byId.get(ref);
-    if (exact) return exact;
-    for (const p of this.byId.values()) if (p.name === ref) return p;
-    if (/^[0-9a-f]+$/.test(ref)) {
-      const hits = [...this.byId.values()].filter((p) => p.id.startsWith(ref));
-      if (hits.length > 1) throw new PierError(`pod id prefix ${ref} is ambiguous`);
-      return hits[0];
-    }
-    return undefined;
-  }
-
-  lock<T>(id: string, fn: () => Promise<T> | T): Promise<T> {
-    return this.mutex.run(`pod:${id}`, fn);
-  }
-
-  /** As ContainerRecords.updateHeld: the caller holds the pod's lock. */
-  async updateHeld(id: string, fn: (d: PodRecord) => void | Promise<void>): Promise<PodRecord> {
-    if (!this.mutex.held(`pod:${id}`)) throw new ApiError(500, `pod ${id.slice(0, 12)}: record changed outside its lock`);
-    const cur = this.byId.get(id);
-    if (!cur) throw notFound(`no such pod: ${id}`);
-    const d = structuredClone(cur);
-    await fn(d);
-    d.revision = cur.revision + 1;
-    checkPodChange(cur, d);
-    this.write(d);
-    return structuredClone(d);
+  nameTaken(name: string): boolean {
+    for (const p of this.byId.values()) if (p.name === name) return true;
+    return false;
   }
 
   insert(rec: PodRecord): PodRecord {
     if (this.nameTaken(rec.name)) throw new ApiError(409, `pod name "${rec.name}" is already in use`);
-    const r = { ...structuredClone(rec), revision: 1 };
-    checkPodChange(undefined, r);
-    this.write(r);
-    return structuredClone(r);
+    return this.insertRecord(rec);
   }
 
   delete(id: string): void {
+    if (this.byId.has(id)) this.assertHeld(id);
     this.byId.delete(id);
     const f = join(this.dir, `${id}.json`);
     const doomed = join(this.dir, `.rm-${id}.json.tmp`);
     try { renameSync(f, doomed); } catch { return; }
     rmSync(doomed, { force: true });
-  }
-
-  private write(rec: PodRecord): void {
-    writeFileAtomic(join(this.dir, `${rec.id}.json`), `${JSON.stringify({ version: POD_RECORD_VERSION, ...rec }, null, 1)}\n`);
-    this.byId.set(rec.id, rec);
   }
 }
