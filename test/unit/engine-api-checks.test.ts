@@ -31,9 +31,13 @@ test('every field the CLI sends, with every create flag, fits the schema', () =>
     '--log-opt', 'max-file=5', '--add-host', 'db:10.0.0.2', '--stop-signal', 'SIGQUIT', '--stop-timeout', '30',
     '--health-cmd', 'test -f /ok', '--health-interval', '1m30s', '--health-timeout', '500ms', '--health-retries', '2',
     '--health-start-period', '2s', '--health-start-interval', '1s',
+    '--pod', 'web-pod', '--ipc', 'container:other', '--uts', 'private', '--pid', 'container:other',
     'busybox', 'echo', 'hi',
   ];
   const req = requestFrom(parse(argv, CREATE_FLAGS, 'create', true));
+  assert.equal(req.pod, 'web-pod');
+  assert.deepEqual([req.ipc, req.uts, req.pid], ['container:other', 'private', 'container:other']);
+  assert.match(message(() => create.check({ image: 'x', ipc: 'host' })), /ipc: expected private or container:NAME/);
   assert.deepEqual(req.healthcheck, { Test: ['CMD-SHELL', 'test -f /ok'], Interval: 90e9, Timeout: 500e6, StartPeriod: 2e9, StartInterval: 1e9, Retries: 2 });
   assert.deepEqual(requestFrom(parse(['--no-healthcheck', 'busybox'], CREATE_FLAGS, 'create', true)).healthcheck, { Test: ['NONE'] });
   assert.deepEqual(create.check(JSON.parse(JSON.stringify(req))), JSON.parse(JSON.stringify(req)));
