@@ -14,6 +14,7 @@ import { lookupAddress, lookupName } from './resolver.ts';
 import { setupSandbox, teardownSandbox, publicView, type SandboxContext } from './sandbox.ts';
 import { Store } from './store.ts';
 import type { NetworkConfig, PortMapping, Sandbox, SandboxRecord, SandboxRequest } from './types.ts';
+import { KeyedMutex } from '../../common/keyed-mutex.ts';
 
 export interface NetworkManagerOptions {
   root: string;            // $PIER_ROOT: state lives under <root>/networks
@@ -42,7 +43,7 @@ export class NetworkManager {
   private ports = new PortTable();
   private ready = new Map<string, Promise<void>>();         // per network id: bridge, rules, DNS in place
   private readyDone = new WeakSet<Promise<void>>();         // those of them that have settled
-  private locks = new Map<string, Promise<unknown>>();      // per container id
+  private locks = new KeyedMutex();                         // per container id
   private dns: DnsServer;
 
   constructor(opts: NetworkManagerOptions) {
@@ -277,11 +278,6 @@ export class NetworkManager {
 
   /** One operation at a time per container. */
   private locked<T>(containerId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(containerId) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(fn);
-    this.locks.set(containerId, next);
-    const clear = () => { if (this.locks.get(containerId) === next) this.locks.delete(containerId); };
-    next.then(clear, clear);
-    return next;
+    return this.locks.run(containerId, fn);
   }
 }

@@ -21,6 +21,7 @@ import { RegistryError } from './errors.ts';
 import type { StorageDriver } from './storage.ts';
 import { isSocketBody, type SocketBody } from './native-io.ts';
 import { newSha256, type Sha256 } from './sha256.ts';
+import { KeyedMutex } from '../../common/keyed-mutex.ts';
 
 export const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 export const MAX_NAME = 255;
@@ -94,7 +95,7 @@ export async function listRepositories(d: StorageDriver, dir = 'repositories', p
 
 export class RegistryStore {
   readonly driver: StorageDriver;
-  private locks = new Map<string, Promise<unknown>>();
+  private locks = new KeyedMutex();
   /**
    * Per upload session, sha256 of the acknowledged bytes, updated as chunks are appended, so the
    * final PUT need not read the data back. Sessions are sticky to this process; after a restart a
@@ -111,14 +112,8 @@ export class RegistryStore {
   }
 
   /** Run fn with the upload session (or other key) locked against concurrent requests. */
-  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(key, tail);
-    try { return await run; } finally {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    }
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(key, fn);
   }
 
   async repoExists(name: string): Promise<boolean> {
