@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get, request } from 'node:http';
 import { createServer } from 'node:net';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../../src/registry/server/index.ts';
@@ -201,6 +201,18 @@ describe('--runtime runc', () => {
     assert.equal(e.inspect('rc').runtimePath, '/usr/sbin/runc');
     assert.equal(e.ok(['exec', 'rc', 'echo', 'exec via runc']), 'exec via runc\n');
     assert.match(e.ok(['top', 'rc']), /sleep 1000/);
+    // its rootfs is mounted in runc's private mount namespace, not on the host (nor is a pier one's)
+    e.ok(['run', '-d', '--name', 'pc', 'busybox', 'sleep', '1000']);
+    assert.equal(e.ok(['exec', 'rc', 'sh', '-c', 'echo hi > /made; cat /made']), 'hi\n');
+    assert.deepEqual(mountsUnder(e.root), [], 'no rootfs mount on the host while they run');
+    // cp of the stopped one reads its tree through a short-lived view
+    e.ok(['stop', '-t', '1', 'pc']);
+    const dest = mkdtempSync(join(tmpdir(), 'pier-cp-view-'));
+    e.ok(['cp', 'pc:/etc/passwd', join(dest, 'passwd')]);
+    assert.match(readFileSync(join(dest, 'passwd'), 'utf8'), /root:x:0:0/);
+    rmSync(dest, { recursive: true, force: true });
+    assert.deepEqual(mountsUnder(e.root), [], 'the view is gone');
+    e.ok(['rm', 'pc']);
     e.ok(['stop', '-t', '1', 'rc']);
     assert.equal(e.inspect('rc').state.exitCode, 137);
     e.ok(['rm', 'rc']);

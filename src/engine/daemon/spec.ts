@@ -74,7 +74,7 @@ export function buildSpec(inp: SpecInputs): Spec {
   });
   spec.root = { ...spec.root!, path: rec.rootfs };
   // the snapshot's mounts, for pier's runtime to make in the container's own mount namespace
-  if (rec.rootfsMounts) spec.annotations = { ...spec.annotations, [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify(rec.rootfsMounts) };
+  if (rec.rootfsMounts && !rec.runtimePath && !rec.config.runtime) spec.annotations = { ...spec.annotations, [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify(rec.rootfsMounts) };
   const proc = spec.process!;
   if (c.tty && !proc.env!.some((e) => e.startsWith('TERM='))) proc.env!.push('TERM=xterm');
   const caps = capabilities(c.capAdd, c.capDrop);

@@ -18,6 +18,17 @@ export function checkConfig(cfg: ShimConfig): void {
   if (typeof cfg.stdin !== 'boolean') bad('stdin', 'must be a boolean');
   if (typeof cfg.tty !== 'boolean') bad('tty', 'must be a boolean');
   if (Buffer.byteLength(cfg.socket) > 107) bad('socket', `${cfg.socket} is longer than a unix socket path may be (107 bytes)`);
+  if (cfg.rootfsMounts !== undefined) {
+    const r = cfg.rootfsMounts;
+    if (!cfg.runtime) bad('rootfsMounts', 'is for a runc-compatible binary (pier\'s runtime takes them in the spec)');
+    if (!r || typeof r.target !== 'string' || !isAbsolute(r.target)) bad('rootfsMounts.target', 'must be an absolute path');
+    if (!Array.isArray(r.mounts) || r.mounts.length === 0 || r.mounts.length > 16) bad('rootfsMounts.mounts', 'must be 1 to 16 mounts');
+    r.mounts.forEach((m, i) => {
+      if (m.type !== 'overlay' && m.type !== 'bind') bad(`rootfsMounts.mounts[${i}].type`, 'must be overlay or bind');
+      if (typeof m.source !== 'string' || (m.type === 'bind' && !isAbsolute(m.source))) bad(`rootfsMounts.mounts[${i}].source`, 'must be a path');
+      if (!Array.isArray(m.options) || !m.options.every((o) => typeof o === 'string' && !o.includes('\0'))) bad(`rootfsMounts.mounts[${i}].options`, 'must be strings');
+    });
+  }
   if (cfg.runtime && cfg.tty) {
     bad('tty', 'needs pier\'s own runtime: runc hands the pty out only over a console socket (SCM_RIGHTS), which Node cannot receive');
   }

@@ -204,6 +204,33 @@ function signalPid(pid: number, signal: number): void {
 // ---- an external runc-compatible binary ------------------------------------------------------
 
 /**
+ * Make the rootfs mounts in a mount namespace of runc's own, then exec runc there: unshare(1)
+ * makes the namespace (all mounts private, so nothing propagates back to the host) and execs in
+ * place, so the pid is still runc's; a short sh does the mounts with mount(8). The container
+ * inherits that namespace; when runc and the container are gone, so are the mounts.
+ */
+const MOUNT_SCRIPT = [
+  'set -e',
+  'while [ "$1" != -- ]; do',
+  '  if [ "$1" = overlay ]; then mount -t overlay overlay -o "$2" "$4"',
+  '  else mount --bind "$2" "$4"; if [ "$3" = ro ]; then mount -o remount,bind,ro "$4"; fi; fi',
+  '  shift 4',
+  'done',
+  'shift',
+  'exec "$@"',
+].join('\n');
+
+export function inPrivateMounts(r: NonNullable<ShimConfig['rootfsMounts']>, binary: string, runArgs: string[]): [string, string[]] {
+  const margs: string[] = [];
+  for (const m of r.mounts) {
+    const ro = m.options.includes('ro');
+    const data = m.options.filter((o) => o !== 'rw' && o !== 'bind' && o !== 'rbind' && (m.type === 'overlay' || o !== 'ro'));
+    margs.push(m.type, m.type === 'overlay' ? data.join(',') : m.source, ro ? 'ro' : 'rw', r.target);
+  }
+  return ['unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', MOUNT_SCRIPT, 'pier-rootfs', ...margs, '--', binary, ...runArgs]];
+}
+
+/**
  * `runc run` in the foreground: runc stays the init's parent and exits with its status. The start is
  * seen when runc writes --pid-file (it does so after the init exec'd); runc's own errors go to a
  * JSON --log file so they are not confused with the container's stderr. --keep leaves the cgroup
@@ -267,7 +294,9 @@ export class RuncRunner implements Runner {
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     let spawnError: Error | undefined;
     try {
-      this.child = childProcess().spawn(this.binary, [...this.base(), 'run', '--bundle', this.cfg.bundle, '--pid-file', pidFile, '--keep', this.cfg.id], {
+      const runArgs = [...this.base(), 'run', '--bundle', this.cfg.bundle, '--pid-file', pidFile, '--keep', this.cfg.id];
+      const [file, args] = this.cfg.rootfsMounts ? inPrivateMounts(this.cfg.rootfsMounts, this.binary, runArgs) : [this.binary, runArgs];
+      this.child = childProcess().spawn(file, args, {
         stdio: [io.stdin ?? 'ignore', io.stdout, io.stderr],
         cwd: '/',
       });

@@ -27,6 +27,11 @@ export interface ShimConfig {
   deferStart?: boolean;
   /** file the shim appends its own diagnostics to (it has no stderr once detached) */
   shimLog?: string;
+  /**
+   * A runc-compatible binary's rootfs as mounts (data): the shim makes them onto `target` in a
+   * private mount namespace that `runc run` starts in, so the host never has them mounted.
+   */
+  rootfsMounts?: { target: string; mounts: { type: 'overlay' | 'bind'; source: string; options: string[] }[] };
 }
 
 export interface ExitStatus {

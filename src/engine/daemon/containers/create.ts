@@ -91,13 +91,9 @@ async function make(ctx: ContainerContext, req: CreateRequest, name: string, id:
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const key = `ctr-${id}`;
     const t = stamp();
-    // pier's runtime takes the snapshot's mounts as data and makes them in the container's own mount
-    // namespace: pierd holds no mount of it. A runtime binary (runc) needs the tree mounted on the
-    // host, and binds it with the host mount's flags: a nosuid host mount would take set-id from its
-    // containers, so theirs has none and only the 0700 parents guard it.
-    const prepared: { rootfs: string; mounts?: ContainerInfo['rootfsMounts'] } = rt.path
-      ? await ctx.host.images.prepareRootfs(image, key, { nosuid: false })
-      : await ctx.host.images.prepareRootfsMounts(image, key);
+    // The snapshot's mounts as data: pier's runtime makes them in the container's own mount
+    // namespace, the shim of a runc binary in a private one runc starts in. pierd holds no mount.
+    const prepared: { rootfs: string; mounts?: ContainerInfo['rootfsMounts'] } = await ctx.host.images.prepareRootfsMounts(image, key);
     trace(ctx, id, 'rootfs', t());
     made.rootfs = key;
     writeFileAtomic(join(dir, 'image-config.json'), JSON.stringify(image.config));

@@ -109,6 +109,8 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
       exitFile,
       stdin: rec.config.stdin ?? false,
       tty: rec.config.tty ?? false,
+      // a runc binary takes no mounts for its root: its shim makes them (pier's runtime: the spec's annotation)
+      ...(runtime.path && rec.rootfsMounts ? { rootfsMounts: { target: rec.rootfs, mounts: rec.rootfsMounts } } : {}),
     };
     const t2 = stamp();
     const { shimPid, initPid } = await ctx.host.shims.start(cfg);
