@@ -11,6 +11,7 @@ import { errnoOf, PierError } from '../common/errors.ts';
 import { mkdirp, writeFileAtomic } from '../common/atomic.ts';
 import type { Spec, State } from './spec.ts';
 import { isProcessAlive } from './proc.ts';
+import { validateId } from './validate.ts';
 import { cgroupFromRecord, type CgroupRecord } from './cgroups/index.ts';
 
 export const STATE_OCI_VERSION = '1.0.2';
@@ -39,8 +40,12 @@ export class ContainerStore {
     this.root = root;
   }
 
+  /**
+   * A container's state dir. Every path from an id goes through here, so the id is checked here
+   * (runc's rule): `delete --force ../victim` once removed a directory beside the root.
+   */
   dir(id: string): string {
-    return join(this.root, id);
+    return join(this.root, validateId(id));
   }
 
   fifo(id: string): string {
