@@ -354,6 +354,20 @@ static int utf8_len(const unsigned char *p, const unsigned char *end) {
   return n;
 }
 
+static int utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    if (*p < 0x80) {
+      p++;
+      continue;
+    }
+    int l = utf8_len(p, end);
+    if (!l) return 0;
+    p += l;
+  }
+  return 1;
+}
+
 static int jstring(void) {
   int k = jnew(J_STR, jp);
   int canon = 1;
@@ -1304,15 +1318,15 @@ static int cmd_ps_table(struct pids *p, char **args, int nargs) {
   int wst;
   while (waitpid(c, &wst, 0) < 0 && errno == EINTR) {}
   if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0) handoff("ps failed");
-  for (size_t i = 0; i < o.n; i++)
-    if ((unsigned char)o.p[i] >= 0x80) handoff("non-ASCII ps output");
-  for (size_t i = 0; i < e.n; i++)
-    if ((unsigned char)e.p[i] >= 0x80) handoff("non-ASCII ps error output");
+  /* Node reads both as UTF-8 and writes them back: the same bytes exactly when they are valid UTF-8 */
+  if (!utf8_valid(e.p, e.n)) handoff("ps error output is not UTF-8");
   if (!o.p) bputs(&o, "");
   /* find the PID column in the header */
   char *nl = strchr(o.p, '\n');
   size_t hlen = nl ? (size_t)(nl - o.p) : o.n;
   char *header = strndup(o.p, hlen), *hcopy = strdup(header);
+  for (const char *h = header; *h; h++)
+    if ((unsigned char)*h >= 0x80) handoff("non-ASCII ps header");
   int col = -1, idx = 0;
   for (char *t = strtok(hcopy, " \t\n\v\f\r"); t; t = strtok(NULL, " \t\n\v\f\r"), idx++)
     if (strcmp(t, "PID") == 0) {
@@ -1332,6 +1346,12 @@ static int cmd_ps_table(struct pids *p, char **args, int nargs) {
         field = t;
         break;
       }
+    /* JavaScript's \s and trim() also take Unicode spaces (U+00A0, U+2000…): columns split the same
+       way only if the line is ASCII up to the end of the PID field (a command line after it is the
+       container's to choose and may hold anything) */
+    size_t upto = field ? (size_t)(field - copy) + strlen(field) : strlen(line);
+    for (size_t i = 0; i < upto; i++)
+      if ((unsigned char)line[i] >= 0x80) handoff("non-ASCII ps output before the PID column");
     if (field) {
       size_t fl = strlen(field);
       int digits = 0;
@@ -1342,6 +1362,7 @@ static int cmd_ps_table(struct pids *p, char **args, int nargs) {
         long v = strtol(field, NULL, 10);
         for (int i = 0; i < p->n; i++)
           if (p->v[i] == v) {
+            if (!utf8_valid(line, strlen(line))) handoff("ps line is not UTF-8");
             bputs(&res, "\n");
             bputs(&res, line);
             break;

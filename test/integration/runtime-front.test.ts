@@ -97,7 +97,9 @@ test('errors before any container exists: not found, bad signal, bad ps format, 
 });
 
 test('state, start, kill, ps, delete of created, running and stopped twins', async () => {
-  const b = bundle(['sh', '-c', 'sleep 300 & exec sleep 300']);
+  // sh stays the init (a command follows the sleeps), and its command line is not ASCII: ps lines
+  // the front keeps must come out as the TypeScript CLI writes them
+  const b = bundle(['sh', '-c', 'sleep 300 & sleep 300; : é ✓ 𝄞']);
   const ids: [string, string] = ['fr-a', 'fr-b'];
   for (const id of ids) created(b, id);
   for (const id of ids) same(['state', id]);
@@ -109,11 +111,13 @@ test('state, start, kill, ps, delete of created, running and stopped twins', asy
   for (const id of ids) same(['state', id]);
   same(['start', ids[0]]); // running: an error, the same on both sides
   same(['delete', ids[0]]); // running without --force: an error
-  await until('both sleeps', () => JSON.parse(prOk(root, ['ps', '--format', 'json', ids[0]])).length === 2);
+  await until('sh and both sleeps', () => JSON.parse(prOk(root, ['ps', '--format', 'json', ids[0]])).length === 3);
   same(['ps', '--format', 'json', ids[0]]);
   same(['ps', '-f', 'json', ids[0]]);
   same(['ps', ids[0]]);
   same(['ps', ids[0], '-o', 'pid,comm']);
+  same(['ps', ids[0], '-o', 'pid,args']);
+  assert.match(run('front', ['ps', ids[0]]).stdout, /: é ✓ 𝄞/);
   same(['ps', '--format', 'yaml', ids[0]]);
   for (const sig of ['CONT', 'SIGCONT', 'sigcont', '18', ' 18 ', 'cont']) twins(ids, (id) => ['kill', id, sig]);
   twins(ids, (id) => ['kill', '--all', id, 'CONT']);
@@ -149,6 +153,25 @@ test('kill by number and RT names; delete --force of running and of created twin
     assert.equal(existsSync(join(root, id)), false);
     assert.deepEqual(cgroupDirsMatching(new RegExp(`^${id}$`)), []);
   }
+});
+
+test('paused: state and refusals from the front; what thaws is handed over', async () => {
+  const b = bundle(['sleep', '300']);
+  created(b, 'fr-p');
+  prOk(root, ['start', 'fr-p']);
+  prOk(root, ['pause', 'fr-p']);
+  assert.equal(status('fr-p'), 'paused');
+  same(['state', 'fr-p']);
+  same(['start', 'fr-p']);
+  same(['delete', 'fr-p']);
+  same(['ps', '--format', 'json', 'fr-p']);
+  same(['kill', 'fr-p', 'CONT']);
+  assert.equal(run('front', ['kill', '--all', 'fr-p', 'KILL']).status, 125, 'kill --all KILL of a paused container thaws it: not the front\'s');
+  assert.equal(run('front', ['delete', '--force', 'fr-p']).status, 125);
+  assert.equal(status('fr-p'), 'paused', 'nothing done before the hand-over');
+  prOk(root, ['delete', '--force', 'fr-p']);
+  assert.equal(existsSync(join(root, 'fr-p')), false);
+  assert.deepEqual(cgroupDirsMatching(/^fr-p$/), []);
 });
 
 test('the front hands over what it does not serve, and the TypeScript CLI does it', async () => {
