@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { baseSpec, makeBundle } from '../helpers/rootfs.ts';
@@ -200,4 +200,38 @@ test('the front hands over what it does not serve, and the TypeScript CLI does i
   assert.equal(run('front', ['state', 'fr-odd']).status, 125);
   assert.equal(JSON.parse(prOk(root, ['state', 'fr-odd'])).bundle.startsWith('/'), true);
   prOk(root, ['delete', '--force', 'fr-odd']);
+});
+
+test('state of hand-made records: every string form JSON.stringify writes, and forms it does not', () => {
+  // No container needed: pid 0 is stopped. Strings cover control characters, quotes, backslashes,
+  // U+2028, astral characters and lone surrogates (JSON.stringify escapes those; the front hands them over).
+  const fake = mkdtempSync(join(tmpdir(), 'pier-front-fake-'));
+  dirs.push(fake);
+  let seed = 42;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const pool = ['a', 'Z', ' ', '"', '\\', '/', '\u0000', '\u0001', '\b', '\t', '\n', '\f', '\r', '\u001f', '\u007f', 'é', '\u2028', '\u2029',
+    '✓', '\ud834\udd1e', '\ud800', '\udfff', '\ufeff', '0'];
+  const str = () => Array.from({ length: rnd(6) }, () => pool[rnd(pool.length)]).join('');
+  let served = 0;
+  for (let i = 0; i < 60; i++) {
+    const id = `fake-${i}`;
+    const annotations: Record<string, string> = {};
+    for (let k = rnd(4); k > 0; k--) annotations[`k${str()}`] = str();
+    const rec = { id, bundle: `/b/${str()}`, rootfs: str(), pid: 0, created: str(), owner: str(), phase: 'created', annotations, config: {} };
+    const text = i % 3 === 0 ? JSON.stringify(rec, null, i % 2 ? '\t' : 2) : JSON.stringify(rec);
+    mkdirSync(join(fake, id));
+    writeFileSync(join(fake, id, 'state.json'), text);
+    const t = run('ts', ['state', id], { root: fake });
+    const f = run('front', ['state', id], { root: fake });
+    if (f.status === 125) {
+      assert.match(f.stderr, /canonical form|record strings/, `${id}: ${f.stderr}`);
+      assert.match(text, /\\ud[89a-f]/, `${id}: only lone surrogates are not canonical here`);
+      const d = spawnSync(PIER_RUNTIME, ['--root', fake, 'state', id], { encoding: 'utf8' });
+      assert.deepEqual([d.status, d.stdout, d.stderr], [t.status, t.stdout, t.stderr]);
+      continue;
+    }
+    served++;
+    assert.deepEqual([f.status, f.stdout, f.stderr], [t.status, t.stdout, t.stderr], text);
+  }
+  assert.ok(served > 20, `the front served ${served} of 60`);
 });
