@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1293,18 +1294,25 @@ static int cmd_ps_table(struct pids *p, char **args, int nargs) {
   close(po[1]);
   close(pe[1]);
   struct buf o = {0}, e = {0};
-  int open_fds = 2;
-  int fds[2] = {po[0], pe[0]};
+  struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
   struct buf *bufs[2] = {&o, &e};
-  /* both pipes are drained alternately; ps writes little to stderr, so a blocking read order of
-     stdout then stderr could only stall on a huge stderr, which the size cap below turns into a
-     hand-over anyway */
-  for (int i = 0; i < 2 && open_fds; i++) {
-    char chunk[8192];
-    for (;;) {
-      ssize_t n = read(fds[i], chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
+  /* drain both pipes as they fill, as spawnSync does, so neither can stall ps */
+  for (int open_fds = 2; open_fds > 0;) {
+    if (poll(pf, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      handoff("poll");
+    }
+    for (int i = 0; i < 2; i++) {
+      if (pf[i].fd < 0 || !pf[i].revents) continue;
+      char chunk[8192];
+      ssize_t n = read(pf[i].fd, chunk, sizeof chunk);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        close(pf[i].fd);
+        pf[i].fd = -1;
+        open_fds--;
+        continue;
+      }
       if (bufs[i]->n + (size_t)n > PS_MAX_BUFFER) {
         kill(c, SIGKILL);
         waitpid(c, NULL, 0);
@@ -1312,8 +1320,6 @@ static int cmd_ps_table(struct pids *p, char **args, int nargs) {
       }
       bput(bufs[i], chunk, (size_t)n);
     }
-    close(fds[i]);
-    open_fds--;
   }
   int wst;
   while (waitpid(c, &wst, 0) < 0 && errno == EINTR) {}

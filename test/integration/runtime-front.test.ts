@@ -180,6 +180,12 @@ test('the front hands over what it does not serve, and the TypeScript CLI does i
   const b = bundle(['sleep', '300'], { hooks: { poststop: [{ path: '/bin/sh', args: ['sh', '-c', `cat > ${out}`] }] } });
   created(b, 'fr-hook');
   prOk(root, ['start', 'fr-hook']);
+  // a failing ps(1) is the TypeScript CLI's to report (its error wording is Node's)
+  const bad = ['ps', 'fr-hook', '--no-such-ps-option'];
+  assert.equal(run('front', bad).status, 125);
+  const viaFront = spawnSync(PIER_RUNTIME, ['--root', root, ...bad], { encoding: 'utf8' }), ts = run('ts', bad);
+  assert.notEqual(ts.status, 0);
+  assert.deepEqual([viaFront.status, viaFront.stdout, viaFront.stderr], [ts.status, ts.stdout, ts.stderr]);
   // delete with a poststop hook: not the front's; with PIER_RUNTIME_FRONT=native that is an error
   const r = run('front', ['delete', '--force', 'fr-hook']);
   assert.equal(r.status, 125);
