@@ -25,11 +25,12 @@ export interface SpawnOptions {
 }
 
 /**
- * $PIER_SHIM; else pier-shim.cjs beside this module (a bundled pierd lives in dist/) or in the
- * nearest ancestor's dist/; else the source entry src/cli/pier-shim.ts (Node runs it directly).
+ * pier-shim.cjs beside this module (a bundled pierd lives in dist/) or in the nearest ancestor's
+ * dist/; else the source entry src/cli/pier-shim.ts (Node runs it directly). A caller that wants
+ * another passes `script` (no environment is read this deep: the engine's EngineConfig is made at
+ * its entry).
  */
 export function shimScript(): string {
-  if (process.env.PIER_SHIM) return process.env.PIER_SHIM;
   const here = dirname(fileURLToPath(import.meta.url));
   if (existsSync(join(here, 'pier-shim.cjs'))) return join(here, 'pier-shim.cjs');
   let source: string | undefined;
@@ -41,7 +42,7 @@ export function shimScript(): string {
     if (dirname(dir) === dir) break;
   }
   if (source) return source;
-  throw new PierError('pier-shim not found (run "node scripts/build.mjs" or set PIER_SHIM)');
+  throw new PierError('pier-shim not found (run "node scripts/build.mjs")');
 }
 
 function spawnDetached(args: string[], opts: SpawnOptions): ChildProcess {
