@@ -1,0 +1,24 @@
+/**
+ * src/cluster/storage: the cluster's store (kine's design): one Backend interface over a log of
+ * revisioned rows, with an in-memory driver (tests) and SQLite on node:sqlite (the embedded
+ * default). etcd comes as a third driver behind the same interface.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LogBackend } from './log.ts';
+import { MemoryRows } from './memory.ts';
+import { SqliteRows } from './sqlite.ts';
+import type { Backend } from './types.ts';
+
+export type { Backend, KeyValue, ListOptions, ListResult, WatchEvent, WriteResult } from './types.ts';
+export { CompactedError, KeyExistsError } from './types.ts';
+
+export function memoryBackend(): Backend {
+  return new LogBackend(new MemoryRows());
+}
+
+/** A SQLite store in `path` (made, 0700 dir, when absent). */
+export function sqliteBackend(path: string): Backend {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  return new LogBackend(new SqliteRows(path));
+}
