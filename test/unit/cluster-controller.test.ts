@@ -183,6 +183,36 @@ test('informer: a watch that ends resumes from the last version; one that breaks
   await informer.stop();
 });
 
+test('informer: an ERROR event other than 410 is reported and relisted; a thrown 410 is relisted quietly', async () => {
+  const clock = new FakeClock();
+  let lists = 0;
+  const script: (() => AsyncIterable<WatchEvent<Thing>>)[] = [
+    async function* () { yield { type: 'ERROR', object: { kind: 'Status', code: 500, reason: 'InternalError', message: 'etcd unhappy' } }; },
+    async function* () { throw Object.assign(new Error('HTTP 410'), { statusCode: 410 }); },
+  ];
+  const lw: ListWatch<Thing> = {
+    list: async () => ({ items: [thing('ns', `gen${++lists}`)], resourceVersion: String(lists) }),
+    watch: ({ signal }) => script.shift()?.() ?? {
+      async *[Symbol.asyncIterator](): AsyncIterator<WatchEvent<Thing>> {
+        await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+      },
+    },
+  };
+  const errors: unknown[] = [];
+  const informer = new Informer<Thing>({ listWatch: lw, clock, onError: (e) => errors.push(e) });
+  informer.start();
+  await informer.waitForSync();
+  await clock.advance(800);
+  assert.equal(lists, 2);
+  assert.equal(errors.length, 1);
+  assert.match(String(errors[0]), /500 InternalError: etcd unhappy/);
+  await clock.advance(1600);
+  assert.equal(lists, 3, 'the thrown 410 relisted too');
+  assert.equal(errors.length, 1, 'without an error report');
+  assert.deepEqual(informer.keys(), ['ns/gen3'], 'each relist replaced the cache');
+  await informer.stop();
+});
+
 test('informer: failing lists are retried on the clock with doubling delays; sync waits for the first good one', async () => {
   const { clock, fake, informer, errors } = setup();
   fake.create(thing('', 'cluster-scoped'));
@@ -336,8 +366,12 @@ test('controller: a key is never reconciled twice at once, different keys run in
     },
   });
   await c.start();
-  for (let round = 0; round < 20; round++) {
-    for (const k of keys) if ((round + k.charCodeAt(1)) % 3 !== 0) fake.modify(`ns/${k}`, (o) => { o.spec = { n: round }; });
+  // k0 changes every turn, so it is often changed while it runs and while workers are free;
+  // the others in a rotating subset, so all three workers are busy at times.
+  for (let round = 0; round < 30; round++) {
+    for (const [i, k] of keys.entries()) {
+      if (i === 0 || (round + i) % 4 === 0) fake.modify(`ns/${k}`, (o) => { o.spec = { n: round }; });
+    }
     await new Promise((r) => setImmediate(r));
   }
   await settle();
