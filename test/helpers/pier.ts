@@ -56,8 +56,14 @@ export function cgroupDirsMatching(re: RegExp): string[] {
  * serving), with PIER_ROOT set; `input` goes to its stdin.
  */
 export function pierAsync(root: string, args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return spawnAsync(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: root }, ...(input !== undefined ? { input } : {}) });
+}
+
+/** Any program, without blocking the event loop (a server in the test process answers it). */
+export function spawnAsync(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const { input } = opts;
   return new Promise((resolve, reject) => {
-    const c = spawn(join(TOP, 'bin', 'pier'), args, { env: { ...process.env, PIER_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 });
+    const c = spawn(file, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeout ?? 60_000 });
     let stdout = '', stderr = '';
     c.stdout.on('data', (d: Buffer) => { stdout += d; });
     c.stderr.on('data', (d: Buffer) => { stderr += d; });

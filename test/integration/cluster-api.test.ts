@@ -7,13 +7,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { sqliteBackend, type Backend } from '../../src/cluster/storage/index.ts';
 import { startApiServer, type ApiServer } from '../../src/cluster/api/index.ts';
+import { spawnAsync } from '../helpers/pier.ts';
 
 const KUBECTL = '/opt/pier/kubectl-1.20/usr/bin/kubectl';
 const skip = existsSync(KUBECTL) ? false : 'needs kubectl 1.20 (PIER_SETUP_TEST=1 scripts/setup)';
@@ -43,15 +43,7 @@ after(async () => {
 
 /** kubectl, asynchronously: the API server answers from this very process. */
 function kubectl(args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 30_000, env: { ...process.env, HOME: dir } });
-    let stdout = '', stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d; });
-    c.stderr.on('data', (d: Buffer) => { stderr += d; });
-    c.on('error', reject);
-    c.on('close', (status) => resolve({ status, stdout, stderr }));
-    c.stdin.end(input ?? '');
-  });
+  return spawnAsync(KUBECTL, ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache'), ...args], { timeout: 30_000, env: { ...process.env, HOME: dir }, input: input ?? '' });
 }
 
 async function ok(args: string[], input?: string): Promise<string> {

@@ -5,23 +5,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Cause } from './status.ts';
+import type { ObjectMeta as BaseMeta } from '../controller/types.ts';
 
-export interface ObjectMeta {
-  name?: string;
+/**
+ * The controller framework's metadata (one definition for the layer), as a request may carry it:
+ * every field optional until the server has checked it, plus what only requests send.
+ */
+export type ObjectMeta = Partial<BaseMeta> & {
   generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: unknown[];
-  finalizers?: string[];
   managedFields?: unknown[];
   [k: string]: unknown;
-}
+};
 
 export interface KubeObject {
   apiVersion?: string;
