@@ -8,13 +8,25 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CompactedError, KeyExistsError, memoryBackend, sqliteBackend, type Backend, type WatchEvent } from '../../src/cluster/storage/index.ts';
+import { CompactedError, KeyExistsError, etcdBackend, memoryBackend, sqliteBackend, type Backend, type WatchEvent } from '../../src/cluster/storage/index.ts';
+import { ETCD, startEtcd } from '../helpers/etcd.ts';
 
 const dirs: string[] = [];
-const drivers: [string, () => Backend][] = [
+const drivers: [string, () => Backend | Promise<Backend>][] = [
   ['memory', () => memoryBackend()],
   ['sqlite', () => { const d = mkdtempSync(join(tmpdir(), 'pier-kine-')); dirs.push(d); return sqliteBackend(join(d, 'state.db')); }],
 ];
+// etcd (Debian's etcd-server, from scripts/setup's test set): a fresh instance per test, stopped
+// with the backend
+if (ETCD) {
+  drivers.push(['etcd', async () => {
+    const e = await startEtcd();
+    const backend = etcdBackend([e.endpoint]);
+    const close = backend.close.bind(backend);
+    backend.close = async () => { await close(); await e.stop(); };
+    return backend;
+  }]);
+}
 
 /** Collect watch events until n have come (or fail after 3 s). */
 async function take(b: Backend, prefix: string, after: number, n: number, during?: () => Promise<void>): Promise<WatchEvent[]> {
@@ -34,9 +46,9 @@ async function take(b: Backend, prefix: string, after: number, n: number, during
 }
 
 for (const [name, make] of drivers) {
-  describe(`storage: ${name}`, () => {
+  describe(`storage: ${name}`, { timeout: 60_000 }, () => {
     test('create, get, update and delete are optimistic, and every write is the next revision', async () => {
-      const b = make();
+      const b = await make();
       const c = await b.create('/r/cm/ns/a', '{"v":1}');
       assert.equal(c.ok, true);
       await assert.rejects(b.create('/r/cm/ns/a', '{}'), KeyExistsError);
@@ -63,7 +75,7 @@ for (const [name, make] of drivers) {
     });
 
     test('lists are in key order, by prefix, paged, and read at a revision', async () => {
-      const b = make();
+      const b = await make();
       for (const k of ['c', 'a', 'b', 'd']) await b.create(`/r/cm/ns/${k}`, `{"k":"${k}"}`);
       await b.create('/r/cm/nsx/z', '{}');
       await b.create('/r/cmx/ns/y', '{}');
@@ -90,7 +102,7 @@ for (const [name, make] of drivers) {
     });
 
     test('a watch replays every change after a revision, in order, and wakes at once for new ones', async () => {
-      const b = make();
+      const b = await make();
       const start = await b.currentRevision();
       const a = await b.create('/r/pods/ns/a', '{"n":1}');
       await b.create('/r/cm/ns/other', '{}');
@@ -112,7 +124,7 @@ for (const [name, make] of drivers) {
     });
 
     test('compaction drops history: reads and watches before it are Compacted, reads after it are whole', async () => {
-      const b = make();
+      const b = await make();
       const j = await b.create('/r/cm/ns/j', '"j1"');
       const k = await b.create('/r/cm/ns/k', '"k1"');
       await b.update('/r/cm/ns/k', '"k2"', k.revision);
@@ -136,7 +148,7 @@ for (const [name, make] of drivers) {
     });
 
     test('of many writers racing with one revision, exactly one wins', async () => {
-      const b = make();
+      const b = await make();
       const c = await b.create('/r/cm/ns/race', '0');
       const results = await Promise.all(Array.from({ length: 200 }, (_, i) => b.update('/r/cm/ns/race', String(i + 1), c.revision)));
       assert.equal(results.filter((r) => r.ok).length, 1);
