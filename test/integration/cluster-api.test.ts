@@ -3,7 +3,7 @@
  * kubernetes-client, unpacked by scripts/setup) and by plain HTTP: discovery, apply of a
  * multi-document manifest (created, unchanged, configured), get with Kubernetes' columns, delete,
  * Status errors naming the field, optimistic concurrency, paging, and watch from a resourceVersion
- * (with 410 after compaction) — on the SQLite store.
+ * (with 410 after compaction) — kubectl on the SQLite store, the HTTP cases on SQLite and on etcd.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,14 @@ import { request } from 'node:http';
 import { sqliteBackend, type Backend } from '../../src/cluster/storage/index.ts';
 import { startApiServer, type ApiServer } from '../../src/cluster/api/index.ts';
 import { spawnAsync } from '../helpers/pier.ts';
+import { ETCD, startEtcd } from '../helpers/etcd.ts';
+import { etcdBackend } from '../../src/cluster/storage/index.ts';
+
+/** The stores the HTTP tests run on: SQLite (the embedded default) and etcd (when installed). */
+const stores: [string, () => Promise<{ store: Backend; stop: () => Promise<void> }>][] = [
+  ['sqlite', async () => { const d = mkdtempSync(join(tmpdir(), 'pier-cluster-api-')); return { store: sqliteBackend(join(d, 'state.db')), stop: async () => rmSync(d, { recursive: true, force: true }) }; }],
+  ...(ETCD ? [['etcd', async () => { const e = await startEtcd(); return { store: etcdBackend([e.endpoint]), stop: () => e.stop() }; }] as [string, () => Promise<{ store: Backend; stop: () => Promise<void> }>]] : []),
+];
 
 const KUBECTL = '/opt/pier/kubectl-1.20/usr/bin/kubectl';
 const skip = existsSync(KUBECTL) ? false : 'needs kubectl 1.20 (PIER_SETUP_TEST=1 scripts/setup)';
@@ -52,9 +60,13 @@ async function ok(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
+/** The server the HTTP tests talk to (one per store driver). */
+let httpApi: ApiServer;
+let httpStore: Backend;
+
 function http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string }> {
   return new Promise((resolve, reject) => {
-    const u = new URL(path, api.url);
+    const u = new URL(path, httpApi.url);
     const data = body === undefined ? undefined : JSON.stringify(body);
     const req = request(u, { method, headers: { 'content-type': 'application/json', ...headers, ...(data ? { 'content-length': Buffer.byteLength(data) } : {}) } }, (res) => {
       let text = '';
@@ -147,7 +159,20 @@ describe('the cluster API with kubectl 1.20', { skip }, () => {
   });
 });
 
-describe('the cluster API over HTTP', () => {
+for (const [driver, make] of stores) describe(`the cluster API over HTTP, on ${driver}`, { timeout: 60_000 }, () => {
+  let stopStore: () => Promise<void> = async () => undefined;
+  before(async () => {
+    const m = await make();
+    httpStore = m.store;
+    stopStore = m.stop;
+    httpApi = await startApiServer({ store: httpStore });
+  });
+  after(async () => {
+    await httpApi.close();
+    await httpStore.close();
+    await stopStore();
+  });
+
   test('optimistic concurrency: a stale resourceVersion is a 409 Conflict Status', async () => {
     const c = await http('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'occ' }, data: { n: '1' } });
     assert.equal(c.status, 201);
@@ -201,7 +226,7 @@ describe('the cluster API over HTTP', () => {
     const events: any[] = [];
     const ac = new AbortController();
     const done = new Promise<void>((resolve, reject) => {
-      const req = request(new URL(`/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${from}`, api.url), { signal: ac.signal }, (res) => {
+      const req = request(new URL(`/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${from}`, httpApi.url), { signal: ac.signal }, (res) => {
         let buf = '';
         res.on('data', (d) => {
           buf += d;
@@ -224,9 +249,9 @@ describe('the cluster API over HTTP', () => {
     await done;
     assert.deepEqual(events.map((e) => [e.type, e.object.metadata.name]), [['ADDED', 'w2'], ['MODIFIED', 'w1'], ['DELETED', 'w2']]);
     assert.equal(events[0].object.metadata.resourceVersion, w2.json.metadata.resourceVersion);
-    await store.compact(await store.currentRevision());
+    await httpStore.compact(await httpStore.currentRevision());
     const old = await new Promise<string>((resolve, reject) => {
-      const req = request(new URL(`/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${from}`, api.url), (res) => {
+      const req = request(new URL(`/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${from}`, httpApi.url), (res) => {
         let t = '';
         res.on('data', (d) => { t += d; if (t.includes('\n')) { req.destroy(); resolve(t); } });
       });
