@@ -865,6 +865,43 @@ static void pids_add(struct pids *p, long pid) {
   p->v[p->n++] = pid;
 }
 
+/*
+ * Call fn for each subdirectory of a cgroup dir, stopping at the first nonzero answer (which is
+ * returned). -1: the dir is gone (not an error: a cgroup may vanish while we walk). Both walks of
+ * a cgroup tree (pids, removal) go through here.
+ */
+static int each_subdir(const char *dir, int (*fn)(const char *sub, void *arg), void *arg) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) return -1;
+    handoff("cannot list a cgroup directory");
+  }
+  int r = 0;
+  struct dirent *e;
+  while (!r && (e = readdir(d))) {
+    if (e->d_type == DT_UNKNOWN) handoff("cgroupfs without d_type");
+    if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char sub[PATH_MAX];
+    if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub) handoff("cgroup path too long");
+    r = fn(sub, arg);
+  }
+  closedir(d);
+  return r;
+}
+
+static void walk_pids(const char *dir, struct pids *p, int depth);
+struct walk { struct pids *p; int depth; };
+static int walk_one(const char *sub, void *arg) {
+  struct walk *w = arg;
+  walk_pids(sub, w->p, w->depth);
+  return 0;
+}
+
+static int remove_tree(const char *dir, int depth);
+static int remove_one(const char *sub, void *arg) {
+  return remove_tree(sub, *(int *)arg);
+}
+
 /* Cgroup.pids(): cgroup.procs of the container's cgroup and every child, in every hierarchy. */
 static void walk_pids(const char *dir, struct pids *p, int depth) {
   if (depth > 64) handoff("cgroup tree too deep");
@@ -900,20 +937,8 @@ static void walk_pids(const char *dir, struct pids *p, int depth) {
     line = nl ? nl + 1 : NULL;
   }
   free(b.p);
-  DIR *d = opendir(dir);
-  if (!d) {
-    if (errno == ENOENT) return;
-    handoff("cannot list a cgroup directory");
-  }
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_type == DT_UNKNOWN) handoff("cgroupfs without d_type");
-    if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char sub[PATH_MAX];
-    if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub) handoff("cgroup path too long");
-    walk_pids(sub, p, depth + 1);
-  }
-  closedir(d);
+  struct walk w = {p, depth + 1};
+  each_subdir(dir, walk_one, &w);
 }
 
 static int cmp_long(const void *a, const void *b) {
@@ -931,25 +956,10 @@ static struct pids cgroup_pids(const struct record *r) {
 /* removeTree: children first; a missing directory is fine. Returns 0, or 1 for EBUSY. */
 static int remove_tree(const char *dir, int depth) {
   if (depth > 64) handoff("cgroup tree too deep");
-  DIR *d = opendir(dir);
-  if (!d) {
-    if (errno == ENOENT) return 0;
-    handoff("cannot list a cgroup directory");
-  }
-  int busy = 0;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (e->d_type == DT_UNKNOWN) handoff("cgroupfs without d_type");
-    if (e->d_type != DT_DIR || !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char sub[PATH_MAX];
-    if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub) handoff("cgroup path too long");
-    if (remove_tree(sub, depth + 1)) {
-      busy = 1;
-      break;
-    }
-  }
-  closedir(d);
-  if (busy) return 1;
+  int child = depth + 1;
+  int r = each_subdir(dir, remove_one, &child);
+  if (r < 0) return 0;
+  if (r) return 1;
   if (rmdir(dir) < 0) {
     if (errno == ENOENT) return 0;
     if (errno == EBUSY) return 1;

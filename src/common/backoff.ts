@@ -11,6 +11,16 @@ export interface BackoffOptions {
   stableMs?: number;
 }
 
+/**
+ * The rule itself, for a caller that keeps the last delay elsewhere (the engine keeps it in the
+ * container's record, so a restarted daemon goes on from it): the delay after `prevMs` (0: none
+ * yet), given how long the last run lasted.
+ */
+export function nextDelay(opts: BackoffOptions, prevMs: number, ranMs = 0): number {
+  const stable = opts.stableMs !== undefined && ranMs >= opts.stableMs;
+  return prevMs <= 0 || stable ? opts.startMs : Math.min(prevMs * 2, opts.maxMs);
+}
+
 export class Backoff {
   readonly opts: BackoffOptions;
   private last = 0;
@@ -22,8 +32,7 @@ export class Backoff {
 
   /** The delay before the next try, given how long the last run lasted (omit when unknown). */
   next(ranMs = 0): number {
-    const stable = this.opts.stableMs !== undefined && ranMs >= this.opts.stableMs;
-    this.last = this.last <= 0 || stable ? this.opts.startMs : Math.min(this.last * 2, this.opts.maxMs);
+    this.last = nextDelay(this.opts, this.last, ranMs);
     return this.last;
   }
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Cause } from './status.ts';
-import type { ObjectMeta as BaseMeta } from '../controller/types.ts';
+import type { ObjectMeta as BaseMeta } from '../controller/index.ts';
 
 /**
  * The controller framework's metadata (one definition for the layer), as a request may carry it:

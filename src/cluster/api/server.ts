@@ -75,7 +75,7 @@ export function createApiServer(api: ApiContext): Server {
   });
 
   const collection = async (ctx: RouteContext, t: Target): Promise<Answer> => {
-    const { req, res, query } = ctx;
+    const { req, query } = ctx;
     if (req.method === 'GET' && flag(query, 'watch')) return streamWatch(ctx, t);
     if (req.method === 'GET') {
       const l = await list(api, t, listQuery(query));
@@ -86,7 +86,6 @@ export function createApiServer(api: ApiContext): Server {
       const items = await removeCollection(api, t, listQuery(query));
       return { status: 200, body: { apiVersion: t.kind.group ? `${t.kind.group}/${t.kind.version}` : t.kind.version, kind: `${t.kind.kind}List`, metadata: {}, items } };
     }
-    void res;
     throw new StatusError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
   };
 

@@ -6,7 +6,7 @@
  * callers do.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
-import type { KObject, ListOptions, ListResult, ListWatch, WatchEvent, WatchOptions } from '../controller/types.ts';
+import type { KObject, ListOptions, ListResult, ListWatch, WatchEvent, WatchOptions } from '../controller/index.ts';
 
 export class ApiStatusError extends Error {
   readonly code: number;

@@ -123,7 +123,6 @@ export async function startDaemon(opts: { paths?: EnginePaths; log?: Logger; con
  * lock, on a copy). A container gone or no longer running keeps what it had.
  */
 export async function setHealth(engine: Engine, id: string, health: HealthState): Promise<void> {
-  if (!engine.records.has(id)) return;
   await engine.update(id, (d) => {
     if (d.state.status === 'running') d.state.health = health;
   }).catch((err: unknown) => { if ((err as { status?: number }).status !== 404) throw err; });

@@ -3,7 +3,9 @@
  * of race that failed CI once: edits outside the lock):
  *  - a record changes only through update()/updateHeld(): under its keyed lock, on a copy, checked
  *    (a state table and invariants, given by the kind), persisted, revision one up;
- *  - what find()/get()/all() hand out are copies: changing one changes nothing.
+ *  - what find()/get()/all() hand out are copies: changing one changes nothing; scan() hands out
+ *    the records themselves, deeply frozen, for read-only loops (port checks, volume users), so
+ *    they do not copy every record on every create.
  * Containers (store.ts) and pods (pods/store.ts) are the two kinds; each says how it is stored.
  */
 import { PierError } from '../../common/errors.ts';
@@ -11,6 +13,17 @@ import { KeyedMutex } from '../../common/keyed-mutex.ts';
 import { ApiError, notFound } from './errors.ts';
 
 export interface Versioned { id: string; name: string; revision: number; created: string }
+
+/** A record as scan() hands it out: nothing in it can be changed. */
+export type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}
 
 export abstract class RecordTable<T extends Versioned> {
   protected byId = new Map<string, T>();
@@ -24,7 +37,17 @@ export abstract class RecordTable<T extends Versioned> {
 
   /** Newest first. */
   all(): T[] {
-    return [...this.byId.values()].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)).map(copy);
+    return this.scan().map((r) => copy(r as T));
+  }
+
+  /** Newest first, the records themselves (frozen): for loops that only read. */
+  scan(): readonly DeepReadonly<T>[] {
+    return [...this.byId.values()].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)) as unknown as DeepReadonly<T>[];
+  }
+
+  /** Hold a record (as read or written): frozen, so what scan() hands out cannot be changed. */
+  protected keep(rec: T): void {
+    this.byId.set(rec.id, deepFreeze(rec));
   }
 
   /** By full id, name, or unique id prefix (docker's rules); a copy. */
@@ -95,8 +118,9 @@ export abstract class RecordTable<T extends Versioned> {
     draft.revision = cur.revision + 1;
     this.check(cur, draft);
     this.persist(draft);
-    this.byId.set(id, draft);
-    return copy(draft);
+    const out = copy(draft);
+    this.keep(draft);
+    return out;
   }
 
   /** A new record at revision 1. */
@@ -105,8 +129,9 @@ export abstract class RecordTable<T extends Versioned> {
     const r = copy({ ...rec, revision: 1 });
     this.check(undefined, r);
     this.persist(r);
-    this.byId.set(r.id, r);
-    return copy(r);
+    const out = copy(r);
+    this.keep(r);
+    return out;
   }
 
   protected assertHeld(id: string): void {

@@ -5,6 +5,7 @@
  * 100 ms up to 1 min and start over once a run lasted 10 s.
  */
 import { PierError } from '../../common/errors.ts';
+import { nextDelay } from '../../common/backoff.ts';
 import type { ContainerState, RestartPolicy } from '../api.ts';
 
 export const BACKOFF_START_MS = 100;
@@ -42,6 +43,5 @@ export function restartOnDaemonStart(policy: RestartPolicy | undefined, state: C
 
 /** Next delay: doubled, capped; back to the start after a run long enough to count as stable. */
 export function nextBackoff(prevMs: number, ranMs: number): number {
-  if (ranMs >= STABLE_RUN_MS || prevMs <= 0) return BACKOFF_START_MS;
-  return Math.min(prevMs * 2, BACKOFF_MAX_MS);
+  return nextDelay({ startMs: BACKOFF_START_MS, maxMs: BACKOFF_MAX_MS, stableMs: STABLE_RUN_MS }, prevMs, ranMs);
 }

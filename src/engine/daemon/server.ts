@@ -15,7 +15,7 @@ import { HttpError, guardServer, guarded, longLived, readJson, requestUrl, serve
 import { compile } from '../../common/schema.ts';
 import { Router } from '../../common/router.ts';
 import { parseDurationNs } from '../../common/duration.ts';
-import { parseSignal } from '../../runtime/signals.ts';
+import { parseSignal } from '../../runtime/index.ts';
 import type { Socket } from 'node:net';
 import { CreateRequestSchema, PodCreateSchema, ExecCreateSchema, ExecStartSchema, MAX_TIMEOUT_S, NetworkCreateSchema, VolumeCreateSchema, type StreamLine } from '../api.ts';
 import { resolveUser } from '../../image/index.ts';

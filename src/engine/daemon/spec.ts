@@ -9,6 +9,7 @@ import { PierError } from '../../common/errors.ts';
 import { imageSpec, type ImageConfig } from '../../image/index.ts';
 import { CAP_NAMES, DOCKER_DEFAULT_CAPS, ROOTFS_MOUNTS_ANNOTATION, type Mount, type Spec } from '../../runtime/index.ts';
 import type { ContainerInfo } from '../api.ts';
+import { runtimeBinaryOf } from './runtime.ts';
 
 export const CPU_PERIOD = 100_000;
 /** Where --init's binary appears in the container (docker's path). */
@@ -74,7 +75,7 @@ export function buildSpec(inp: SpecInputs): Spec {
   });
   spec.root = { ...spec.root!, path: rec.rootfs };
   // the snapshot's mounts, for pier's runtime to make in the container's own mount namespace
-  if (rec.rootfsMounts && !rec.runtimePath && !rec.config.runtime) spec.annotations = { ...spec.annotations, [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify(rec.rootfsMounts) };
+  if (rec.rootfsMounts && !runtimeBinaryOf(rec)) spec.annotations = { ...spec.annotations, [ROOTFS_MOUNTS_ANNOTATION]: JSON.stringify(rec.rootfsMounts) };
   const proc = spec.process!;
   if (c.tty && !proc.env!.some((e) => e.startsWith('TERM='))) proc.env!.push('TERM=xterm');
   const caps = capabilities(c.capAdd, c.capDrop);

@@ -104,7 +104,7 @@ export class ContainerRecords extends RecordTable<ContainerInfo> {
       try {
         const rec = migrateRecord(JSON.parse(text));
         if (rec.id !== name) throw new PierError(`its id ${rec.id} is not its directory's`);
-        this.byId.set(rec.id, rec);
+        this.keep(rec);
       } catch (err) {
         onBad(name, messageOf(err));
       }

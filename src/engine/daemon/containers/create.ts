@@ -8,7 +8,7 @@ import { PierError, messageOf } from '../../../common/errors.ts';
 import { writeFileAtomic } from '../../../common/atomic.ts';
 import { applyLayer, archivePath } from '../../../image/index.ts';
 import { Scope, procFd } from '../../../common/rooted.ts';
-import { parseSignal } from '../../../runtime/signals.ts';
+import { parseSignal } from '../../../runtime/index.ts';
 import type { ContainerInfo, CreateRequest, MountRecord, PodRecord, PortMapping } from '../../api.ts';
 import { ApiError, conflict } from '../errors.ts';
 import { checkMountDestination, parseVolumeSpec } from '../mounts.ts';
@@ -168,7 +168,7 @@ async function make(ctx: ContainerContext, req: CreateRequest, name: string, id:
 
 /** A host port another container (up, or created and about to be) publishes is taken. */
 export function checkPortsAgainstContainers(ctx: ContainerContext, ports: PortMapping[], except?: string): void {
-  for (const c of ctx.records.all()) {
+  for (const c of ctx.records.scan()) {
     if (c.id === except) continue;
     if (!isActive(c.state.status) && c.state.status !== 'created') continue;
     for (const p of ports) {

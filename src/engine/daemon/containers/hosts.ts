@@ -14,7 +14,7 @@ export function refreshHosts(ctx: ContainerContext, networks: string[]): void {
     let dns = false;
     try { dns = ctx.host.networks.inspect(net).dns; } catch { continue; }
     if (!dns) continue;
-    const members = ctx.records.all().filter((c) => hasProcess(c.state.status) && c.network.ips[net]);
+    const members = ctx.records.scan().filter((c) => hasProcess(c.state.status) && c.network.ips[net]);
     const lines = members.map((c) => `${c.network.ips[net]}\t${[c.name, c.id.slice(0, 12), ...(c.config.networkAliases ?? [])].join(' ')}`);
     for (const c of members) {
       const dir = ctx.records.dirOf(c.id);

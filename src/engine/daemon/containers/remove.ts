@@ -66,5 +66,5 @@ export async function removeHeld(ctx: ContainerContext, id: string, opts: { volu
 }
 
 export function volumeUsers(ctx: ContainerContext, name: string, except?: string): string[] {
-  return ctx.records.all().filter((c) => c.id !== except && c.mounts.some((m) => m.type === 'volume' && m.source === name)).map((c) => c.name);
+  return ctx.records.scan().filter((c) => c.id !== except && c.mounts.some((m) => m.type === 'volume' && m.source === name)).map((c) => c.name);
 }

@@ -114,7 +114,8 @@ export async function startHeld(ctx: ContainerContext, id: string, opts: { manua
     };
     const t2 = stamp();
     const { shimPid, initPid } = await ctx.host.shims.start(cfg);
-    trace(ctx, id, `shim start ${t2().toFixed(1)} ms (setup to running)`, t());
+    trace(ctx, id, 'shim start', t2());
+    trace(ctx, id, 'setup to running', t());
     const sb = sandbox;
     saved = await ctx.records.updateHeld(id, (d) => {
       if (runtime.path) { d.config.runtime = runtime.name; d.runtimePath = runtime.path; } else { delete d.config.runtime; delete d.runtimePath; }

@@ -11,7 +11,7 @@ export interface DiskUsage {
 export async function df(ctx: ContainerContext): Promise<DiskUsage> {
   const imgs = await ctx.host.images.list();
   const byKey = new Map(ctx.host.images.rootfsUsage().map((u) => [u.key, u.size]));
-  const containers = ctx.records.all();
+  const containers = ctx.records.scan();
   const vols: VolumeInfo[] = ctx.volumes.list();
   return {
     images: { count: imgs.length, size: imgs.reduce((a, i) => a + (i.size ?? 0), 0) },

@@ -40,15 +40,14 @@ export async function createPod(p: PodContext, req: PodCreateRequest): Promise<P
     labels: { ...rec.labels, [POD_LABEL]: name },
   };
   const member: PodMembership = { pod: rec, infra: true };
-  return pods.lock(id, async () => {
-    const infra: ContainerInfo = await create(ctx, infraReq, member);
-    try {
-      return pods.insert({ ...rec, infraId: infra.id });
-    } catch (err) {
-      await remove(ctx, infra.id, { force: true, podOwned: true }).catch((e) => ctx.log.warn(`pod ${name}: removing its infra: ${messageOf(e)}`));
-      throw err;
-    }
-  });
+  // no lock: the id is new, and a second create of the name loses at the infra's name reservation
+  const infra: ContainerInfo = await create(ctx, infraReq, member);
+  try {
+    return pods.insert({ ...rec, infraId: infra.id });
+  } catch (err) {
+    await remove(ctx, infra.id, { force: true, podOwned: true }).catch((e) => ctx.log.warn(`pod ${name}: removing its infra: ${messageOf(e)}`));
+    throw err;
+  }
 }
 
 /** The pause image, made here from pier-init when it is not there yet (no image can be pulled). */

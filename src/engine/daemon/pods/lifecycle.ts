@@ -10,7 +10,7 @@ import { hasProcess } from '../state.ts';
 import type { PodContext } from './context.ts';
 
 export function members(p: PodContext, pod: PodRecord): { id: string; name: string; infra: boolean }[] {
-  return p.ctx.records.all().filter((c) => c.pod === pod.id).map((c) => ({ id: c.id, name: c.name, infra: Boolean(c.infra) }))
+  return p.ctx.records.scan().filter((c) => c.pod === pod.id).map((c) => ({ id: c.id, name: c.name, infra: Boolean(c.infra) }))
     // oldest first: the order they were added in
     .reverse();
 }

@@ -59,7 +59,7 @@ export class PodRecords extends RecordTable<PodRecord> {
         if (raw.version !== POD_RECORD_VERSION) throw new PierError(`format version ${JSON.stringify(raw.version)} is not ${POD_RECORD_VERSION}`);
         delete raw.version;
         if (raw.id !== id) throw new PierError('its id is not its file name');
-        this.byId.set(id, raw);
+        this.keep(raw);
       } catch (err) {
         onBad(id, messageOf(err));
       }
